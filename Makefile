@@ -1,0 +1,36 @@
+# make test: a fresh Debian/Ubuntu machine -> .venv and the whole test suite (CI runs exactly this).
+# make demo: a fresh machine -> .venv, a trained model, and that model classifying held-out photos.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install test lint format demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	scripts/bootstrap-venv.sh $(PYTHON) $(VENV)
+	$(BIN)/pip install --quiet -e '.[edge,cloud,dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/python -m pytest
+
+demo: $(STAMP)
+	scripts/demo.sh
+
+bench: $(STAMP)
+	for b in tests/bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo-output

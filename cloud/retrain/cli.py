@@ -1,0 +1,34 @@
+"""`python -m cloud retrain`: retrain.py's flags (dashed or underscored), or a YAML file of them."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from cloud.retrain.config import RetrainConfig
+from edge.flags import add_model_flags, build, read_yaml
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "retrain",
+        help="train a new last layer on a folder of labelled images and write a model bundle",
+        description="TF for Poets retraining: a frozen ImageNet base, cached bottlenecks, a new softmax layer.",
+    )
+    p.add_argument("--config", type=Path, help="YAML file of these options (either spelling); flags override it")
+    add_model_flags(p, RetrainConfig)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cloud.retrain import report
+    from cloud.retrain.run import retrain
+
+    options = {k: v for k, v in vars(args).items() if k in RetrainConfig.model_fields}
+    cfg = build(RetrainConfig, read_yaml(args.config) if args.config else {}, options)
+    meta = retrain(cfg)
+    print(report.summary(meta, str(cfg.output_dir)))
+    return 0

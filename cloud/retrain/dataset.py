@@ -1,0 +1,94 @@
+"""The training images: one sub-folder per label, split into train, validation and test sets by a
+hash of each file's name exactly as retrain.py does, so adding images never moves another."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloud.retrain.errors import RetrainError
+from edge.images import is_image_file
+
+log = logging.getLogger(__name__)
+
+MAX_NUM_IMAGES_PER_CLASS = 2**27 - 1  # retrain.py's constant: keeps its splits for the same names
+SPLITS = ("train", "validation", "test")
+FEW_IMAGES = 20
+
+
+def split_of(file_name: str, validation_percentage: float, testing_percentage: float) -> str:
+    """retrain.py's rule: the name, without any `_nohash_` suffix, hashed with SHA1 to a percentage."""
+    hash_name = re.sub(r"_nohash_.*$", "", file_name)
+    hashed = int(hashlib.sha1(hash_name.encode()).hexdigest(), 16)
+    percentage = (hashed % (MAX_NUM_IMAGES_PER_CLASS + 1)) * (100.0 / MAX_NUM_IMAGES_PER_CLASS)
+    if percentage < validation_percentage:
+        return "validation"
+    if percentage < validation_percentage + testing_percentage:
+        return "test"
+    return "train"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    path: Path
+    label: int
+    split: str
+
+
+@dataclass
+class Dataset:
+    root: Path
+    labels: list[str]
+    records: list[ImageRecord]
+    ignored: list[Path] = field(default_factory=list)
+
+    def indices(self, split: str) -> list[int]:
+        return [i for i, r in enumerate(self.records) if r.split == split]
+
+    def drop(self, paths: set[Path]) -> None:
+        """Forget images that turned out not to decode."""
+        self.records = [r for r in self.records if r.path not in paths]
+
+
+def scan(image_dir: Path, validation_percentage: float, testing_percentage: float) -> Dataset:
+    root = Path(image_dir)
+    if not root.is_dir():
+        raise RetrainError(f"image folder {root} does not exist")
+    labels: list[str] = []
+    records: list[ImageRecord] = []
+    ignored: list[Path] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        ignored.extend(p for p in files if not is_image_file(p))
+        images = [p for p in files if is_image_file(p)]
+        if not images:
+            log.warning("label folder %s has no images; skipped", folder.name)
+            continue
+        if len(images) < FEW_IMAGES:
+            log.warning("label %s has only %d images; accuracy will suffer", folder.name, len(images))
+        label = len(labels)
+        labels.append(folder.name)
+        records.extend(
+            ImageRecord(p, label, split_of(p.name, validation_percentage, testing_percentage)) for p in images
+        )
+    if ignored:
+        log.info("ignored %d files that are not images (e.g. %s)", len(ignored), ignored[0].name)
+    if not labels:
+        raise RetrainError(f"no images found in {root}: expected one sub-folder of images per label")
+    if len(labels) < 2:
+        raise RetrainError(f"only one label ({labels[0]}) in {root}: a classifier needs at least two")
+    return Dataset(root, labels, records, ignored)
+
+
+def check_trainable(dataset: Dataset) -> None:
+    """Every label needs training images; after corrupt images are dropped, one may have none left."""
+    counts = [0] * len(dataset.labels)
+    for r in dataset.records:
+        if r.split == "train":
+            counts[r.label] += 1
+    empty = [dataset.labels[i] for i, n in enumerate(counts) if n == 0]
+    if empty:
+        raise RetrainError(f"no training images for label(s) {', '.join(empty)}: add images or lower the splits")

@@ -1,0 +1,58 @@
+"""Optional fine-tuning of the base's top layers, after the new layer has been trained on
+bottlenecks: end to end on the images, with a small step, batch norm kept frozen (Keras' advice)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+def unfreeze_top(base: keras.Model, layers: int) -> int:
+    """Make the top `layers` weighted layers of the base trainable; returns how many were."""
+    base.trainable = True
+    weighted = [layer for layer in base.layers if layer.weights]
+    top = set(map(id, weighted[-layers:]))
+    for layer in base.layers:
+        layer.trainable = id(layer) in top and not isinstance(layer, keras.layers.BatchNormalization)
+    return sum(layer.trainable for layer in base.layers)
+
+
+def fine_tune(
+    model: keras.Model,
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    distort: Callable[[tf.Tensor], tf.Tensor] | None = None,
+) -> float:
+    optimizer = keras.optimizers.SGD(learning_rate, momentum=0.9)
+    variables = model.trainable_variables
+
+    @tf.function
+    def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        if distort is not None:
+            x = distort(x)
+        with tf.GradientTape() as tape:
+            probabilities = model(x, training=True)
+            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probabilities))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    rng = np.random.default_rng(seed)
+    loss = float("nan")
+    with tqdm(range(steps), desc="fine-tuning", unit="step", leave=False, disable=None) as bar:
+        for _ in bar:
+            idx = rng.integers(0, len(pixels), batch_size)
+            loss = float(step(tf.constant(pixels[idx]), tf.constant(labels[idx], tf.int32)))
+            bar.set_postfix(loss=round(loss, 4))
+    log.info("fine-tuned %d steps, last loss %.4f", steps, loss)
+    return loss

@@ -1,0 +1,99 @@
+"""Training the new last layer (`final_result`, a softmax) with plain gradient descent, as retrain.py
+does, on random batches of bottlenecks; accuracy and cross-entropy go to TensorBoard."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+BatchSource = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+def new_head(dim: int, num_classes: int, seed: int) -> keras.layers.Dense:
+    head = keras.layers.Dense(
+        num_classes,
+        activation="softmax",
+        name="final_result",
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.001, seed=seed),
+    )
+    head.build((None, dim))
+    return head
+
+
+def _logits(head: keras.layers.Dense, x: tf.Tensor) -> tf.Tensor:
+    return tf.matmul(x, head.kernel) + head.bias
+
+
+class Summaries:
+    """TensorBoard writers for train/ and validation/, as retrain.py laid them out; off when dir is None."""
+
+    def __init__(self, root: Path | None) -> None:
+        self._writers = {}
+        if root is not None:
+            self._writers = {k: tf.summary.create_file_writer(str(Path(root) / k)) for k in ("train", "validation")}
+
+    def scalars(self, kind: str, step: int, **values: float) -> None:
+        if writer := self._writers.get(kind):
+            with writer.as_default():
+                for name, value in values.items():
+                    tf.summary.scalar(name, value, step=step)
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+
+def train_head(
+    head: keras.layers.Dense,
+    next_batch: BatchSource,
+    validation: tuple[np.ndarray, np.ndarray],
+    steps: int,
+    learning_rate: float,
+    eval_interval: int,
+    summaries: Summaries,
+    seed: int,
+) -> dict[str, float]:
+    optimizer = keras.optimizers.SGD(learning_rate)
+    variables = head.trainable_variables
+
+    @tf.function
+    def step(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            logits = _logits(head, x)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss, tf.reduce_mean(tf.cast(tf.argmax(logits, 1, output_type=tf.int32) == y, tf.float32))
+
+    @tf.function
+    def evaluate(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        logits = _logits(head, x)
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        return loss, tf.reduce_mean(tf.cast(tf.argmax(logits, 1, output_type=tf.int32) == y, tf.float32))
+
+    rng = np.random.default_rng(seed)
+    val_x, val_y = tf.constant(validation[0], tf.float32), tf.constant(validation[1], tf.int32)
+    last: dict[str, float] = {}
+    with tqdm(range(steps), desc="training", unit="step", leave=False, disable=None) as bar:
+        for i in bar:
+            x, y = next_batch(rng)
+            loss, accuracy = step(tf.constant(x, tf.float32), tf.constant(y, tf.int32))
+            if (i + 1) % eval_interval and i + 1 != steps:
+                continue
+            last = {"train_accuracy": float(accuracy), "cross_entropy": float(loss)}
+            summaries.scalars("train", i + 1, accuracy=last["train_accuracy"], cross_entropy=last["cross_entropy"])
+            if len(val_y):
+                val_loss, val_accuracy = evaluate(val_x, val_y)
+                last["validation_accuracy"] = float(val_accuracy)
+                summaries.scalars("validation", i + 1, accuracy=float(val_accuracy), cross_entropy=float(val_loss))
+            bar.set_postfix({k: round(v, 3) for k, v in last.items()})
+            log.debug("step %d: %s", i + 1, last)
+    log.info("step %d: %s", steps, ", ".join(f"{k} {v:.3f}" for k, v in last.items()))
+    return last

@@ -1,0 +1,61 @@
+"""Inference backends, chosen by name. Each is imported only when asked for, so a backend whose
+library is missing on this machine is reported as unavailable instead of breaking the others."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from edge.backends.base import Backend, BackendUnavailable
+from edge.bundle import Bundle
+
+log = logging.getLogger(__name__)
+
+# name -> "module:class"; the order is the preference of `auto` (fastest first on a CPU).
+REGISTRY: dict[str, str] = {
+    "tflite": "edge.backends.tflite:TFLiteBackend",
+    "tf": "edge.backends.tf:TFBackend",
+}
+
+__all__ = ["REGISTRY", "Backend", "BackendUnavailable", "availability", "create"]
+
+
+def _backend_class(name: str) -> type[Backend]:
+    if name not in REGISTRY:
+        raise BackendUnavailable(f"unknown backend {name!r}; known: {', '.join(REGISTRY)}")
+    module_name, class_name = REGISTRY[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailable(f"backend {name!r} cannot load here: {exc}") from exc
+    return getattr(module, class_name)
+
+
+def create(name: str, bundle: Bundle, warm_up: bool = True) -> Backend:
+    """Build backend `name` (or the first that loads, for `auto`) for `bundle`."""
+    candidates = list(REGISTRY) if name == "auto" else [name]
+    reasons = []
+    for candidate in candidates:
+        try:
+            backend = _backend_class(candidate)(bundle)
+        except BackendUnavailable as exc:
+            reasons.append(str(exc))
+            log.info("%s", exc)
+            continue
+        if warm_up:
+            backend.warm_up()
+        log.info("backend %s loaded %s", candidate, bundle)
+        return backend
+    raise BackendUnavailable("; ".join(reasons))
+
+
+def availability() -> dict[str, str | None]:
+    """Each registered backend mapped to None when it can load here, else the reason it cannot."""
+    result: dict[str, str | None] = {}
+    for name in REGISTRY:
+        try:
+            _backend_class(name)
+            result[name] = None
+        except BackendUnavailable as exc:
+            result[name] = str(exc)
+    return result

@@ -1,0 +1,30 @@
+"""What every inference backend offers: raw RGB uint8 batches in, class probabilities out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from edge.bundle import Bundle
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend that cannot run on this machine (missing library, no GPU); says why."""
+
+
+class Backend(ABC):
+    name: str
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.bundle = bundle
+        spec = bundle.meta.input
+        self.input_shape = (spec.height, spec.width, 3)
+
+    @abstractmethod
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """`batch`: uint8 [N, height, width, 3] RGB. Returns float32 [N, labels] probabilities."""
+
+    def warm_up(self) -> None:
+        """Run once so the first real frame does not pay for graph building or allocation."""
+        self.predict(np.zeros((1, *self.input_shape), np.uint8))

@@ -1,0 +1,49 @@
+"""LiteRT (TensorFlow Lite) with XNNPACK: the default on a CPU, and the smallest install."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from edge.backends.base import Backend, BackendUnavailable
+from edge.bundle import Bundle
+
+log = logging.getLogger(__name__)
+
+try:
+    from ai_edge_litert.interpreter import Interpreter
+except ImportError:  # older Jetson images ship only TensorFlow, whose tf.lite is the same runtime
+    try:
+        from tensorflow.lite import Interpreter  # type: ignore[no-redef]
+    except ImportError as exc:
+        raise ImportError("neither ai-edge-litert nor tensorflow is installed") from exc
+
+
+class TFLiteBackend(Backend):
+    name = "tflite"
+
+    def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
+        super().__init__(bundle)
+        try:
+            self._interpreter = Interpreter(
+                model_path=str(bundle.tflite_path), num_threads=threads or os.cpu_count() or 1
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise BackendUnavailable(f"cannot load {bundle.tflite_path}: {exc}") from exc
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = 0
+
+    def _resize(self, batch: int) -> None:
+        if batch != self._batch:
+            self._interpreter.resize_tensor_input(self._input, [batch, *self.input_shape])
+            self._interpreter.allocate_tensors()
+            self._batch = batch
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self._resize(len(batch))
+        self._interpreter.set_tensor(self._input, np.ascontiguousarray(batch, np.uint8))
+        self._interpreter.invoke()
+        return np.array(self._interpreter.get_tensor(self._output), np.float32)

@@ -1,0 +1,221 @@
+"""The model bundle: the one definition of its files, its model.json, its checks and its archive form.
+
+A bundle is a directory holding `model.json`, `labels.txt`, `model.tflite`, `saved_model/` and
+`evaluation.json`. Every file's sha256 is listed in `model.json`, so a device can refuse a
+bundle that was truncated or tampered with. Preprocessing lives inside the models: every model
+takes raw RGB uint8 images of `input.height` x `input.width`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tarfile
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+LABELS_TXT = "labels.txt"
+TFLITE = "model.tflite"
+SAVED_MODEL = "saved_model"
+EVALUATION_JSON = "evaluation.json"
+REQUIRED = (LABELS_TXT, TFLITE, f"{SAVED_MODEL}/saved_model.pb")
+MAX_ARCHIVE_BYTES = 2 * 1024**3
+
+
+class BundleError(Exception):
+    """A bundle that cannot be used: missing or altered files, bad metadata, an unsafe archive."""
+
+
+class _Meta(BaseModel):
+    # Newer bundles may carry fields an older device does not know: ignore them, never fail.
+    model_config = ConfigDict(extra="ignore")
+
+
+class InputSpec(_Meta):
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    mean: float = Field(description="subtracted inside the model, before the base network")
+    std: float = Field(description="divided by inside the model, after the mean")
+    layer: str = Field("image", description="name of the SavedModel signature input")
+    dtype: Literal["uint8"] = "uint8"
+
+
+class ClassMetrics(_Meta):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class ExportMetrics(_Meta):
+    type: Literal["float32", "float16", "int8"]
+    test_accuracy: float | None = Field(None, description="the exported TFLite model on the test images")
+    agreement: float | None = Field(None, description="share of test images whose top-1 matches training")
+    size_bytes: int
+
+
+class Metrics(_Meta):
+    test_accuracy: float | None
+    validation_accuracy: float | None
+    train_accuracy: float | None = None
+    confusion_matrix: list[list[int]] = Field(description="rows: true label, columns: predicted")
+    per_class: dict[str, ClassMetrics]
+    tflite: ExportMetrics | None = None
+
+
+class Timings(_Meta):
+    bottleneck_s: float
+    train_s: float
+    export_s: float = 0.0
+
+
+class BottleneckStats(_Meta):
+    computed: int
+    cached: int
+
+
+class ImageStats(_Meta):
+    train: int
+    validation: int
+    test: int
+    skipped: int = Field(0, description="files that looked like images but could not be decoded")
+    skipped_files: list[str] = Field(default_factory=list)
+
+
+class ModelMeta(_Meta):
+    format: int = FORMAT_VERSION
+    name: str
+    version: str
+    created: str = Field(description="ISO 8601, UTC")
+    architecture: str
+    input: InputSpec
+    output_layer: str = "final_result"
+    labels: list[str]
+    metrics: Metrics
+    timings: Timings
+    bottlenecks: BottleneckStats
+    images: ImageStats
+    training: dict[str, object] = Field(default_factory=dict, description="the flags it was trained with")
+    files: dict[str, str] = Field(default_factory=dict, description="relative path -> sha256")
+
+
+class Bundle:
+    """A verified bundle on disk."""
+
+    def __init__(self, path: Path, meta: ModelMeta) -> None:
+        self.path = path
+        self.meta = meta
+
+    @property
+    def tflite_path(self) -> Path:
+        return self.path / TFLITE
+
+    @property
+    def saved_model_path(self) -> Path:
+        return self.path / SAVED_MODEL
+
+    def __repr__(self) -> str:
+        return f"Bundle({self.meta.name} v{self.meta.version} at {self.path})"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _content_files(path: Path) -> list[str]:
+    return sorted(
+        p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and p.name != MODEL_JSON
+    )
+
+
+def write_meta(path: Path, meta: ModelMeta) -> ModelMeta:
+    """Record every file's sha256 and write model.json (atomically) and labels.txt."""
+    (path / LABELS_TXT).write_text("".join(f"{label}\n" for label in meta.labels))
+    meta = meta.model_copy(update={"files": {name: sha256_file(path / name) for name in _content_files(path)}})
+    tmp = path / f".{MODEL_JSON}.tmp"
+    tmp.write_text(meta.model_dump_json(indent=2))
+    os.replace(tmp, path / MODEL_JSON)
+    return meta
+
+
+def read_meta(path: Path) -> ModelMeta:
+    try:
+        return ModelMeta.model_validate_json((Path(path) / MODEL_JSON).read_bytes())
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path} is not a model bundle: no {MODEL_JSON}") from exc
+    except ValidationError as exc:
+        raise BundleError(f"{path}/{MODEL_JSON} is not valid: {exc}") from exc
+
+
+def load(path: Path | str, verify: bool = True) -> Bundle:
+    """Read a bundle and, unless told not to, check that every file is there and unchanged."""
+    path = Path(path)
+    meta = read_meta(path)
+    if verify:
+        for name in REQUIRED:
+            if name not in meta.files:
+                raise BundleError(f"{path}: {name} is missing from the bundle")
+        for name, expected in meta.files.items():
+            target = path / name
+            if not target.is_file():
+                raise BundleError(f"{path}: {name} is listed in {MODEL_JSON} but missing")
+            if sha256_file(target) != expected:
+                raise BundleError(f"{path}: {name} does not match its sha256 in {MODEL_JSON} (altered?)")
+        labels = (path / LABELS_TXT).read_text().splitlines()
+        if labels != meta.labels:
+            raise BundleError(f"{path}: {LABELS_TXT} disagrees with the labels in {MODEL_JSON}")
+    return Bundle(path, meta)
+
+
+def evaluation(bundle: Bundle) -> list[dict[str, object]]:
+    """The training-time predictions on the test images: file, sha256, label, predicted, score."""
+    return json.loads((bundle.path / EVALUATION_JSON).read_text())
+
+
+def pack(path: Path, archive: Path | None = None) -> Path:
+    """Write the bundle as a .tar.gz whose members sit under one folder named after the bundle."""
+    path = Path(path)
+    archive = Path(archive) if archive else path.with_name(path.name + ".tar.gz")
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in [MODEL_JSON, *_content_files(path)]:
+            tar.add(path / name, arcname=f"{path.name}/{name}", recursive=False)
+    return archive
+
+
+def unpack(archive: Path, dest: Path) -> Bundle:
+    """Extract and verify an archive; refuse links, absolute or escaping paths and oversized members."""
+    dest = Path(dest)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()
+            total = 0
+            roots = set()
+            for m in members:
+                parts = Path(m.name).parts
+                if m.name.startswith("/") or ".." in parts or not parts:
+                    raise BundleError(f"{archive}: unsafe member path {m.name!r}")
+                if not (m.isfile() or m.isdir()):
+                    raise BundleError(f"{archive}: member {m.name!r} is not a plain file")
+                total += m.size
+                if total > MAX_ARCHIVE_BYTES:
+                    raise BundleError(f"{archive}: members exceed {MAX_ARCHIVE_BYTES} bytes")
+                roots.add(parts[0])
+            if len(roots) != 1:
+                raise BundleError(f"{archive}: expected one top-level folder, found {sorted(roots)}")
+            dest.mkdir(parents=True, exist_ok=True)
+            tar.extractall(dest, members=members)  # noqa: S202 - every member checked above
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{archive}: not a readable bundle archive: {exc}") from exc
+    return load(dest / roots.pop())

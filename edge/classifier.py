@@ -1,0 +1,35 @@
+"""A bundle plus a backend: frames of any size in, top-k labels out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge import backends, images
+from edge.bundle import Bundle
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+
+
+class Classifier:
+    def __init__(self, bundle: Bundle, backend: str = "auto") -> None:
+        self.bundle = bundle
+        self.backend = backends.create(backend, bundle)
+        self.labels = bundle.meta.labels
+        self._size = (bundle.meta.input.height, bundle.meta.input.width)
+
+    def probabilities(self, frames: list[np.ndarray]) -> np.ndarray:
+        """RGB uint8 frames of any size -> [N, labels] probabilities."""
+        return self.backend.predict(np.stack([images.fit(f, *self._size) for f in frames]))
+
+    def top_k(self, probabilities: np.ndarray, k: int) -> list[Prediction]:
+        order = np.argsort(-probabilities, kind="stable")[:k]
+        return [Prediction(self.labels[i], float(probabilities[i])) for i in order]
+
+    def classify(self, frame: np.ndarray, k: int = 5) -> list[Prediction]:
+        return self.top_k(self.probabilities([frame])[0], k)

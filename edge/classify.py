@@ -1,0 +1,47 @@
+"""`python -m edge classify`: the label_image successor, with preprocessing taken from the bundle."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from edge import backends, bundle, images
+from edge.classifier import Classifier
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("classify", help="classify images or folders with a model bundle")
+    p.add_argument("--model", required=True, type=Path, help="model bundle directory")
+    p.add_argument("--backend", default="tflite", choices=["auto", *backends.REGISTRY])
+    p.add_argument("--top-k", "--top_k", type=int, default=5, dest="top_k")
+    p.add_argument("--json", action="store_true", help="one JSON object per image per line")
+    p.add_argument("paths", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    classifier = Classifier(bundle.load(args.model), args.backend)
+    failed = 0
+    for path in images.expand_paths(args.paths):
+        try:
+            frame = images.read_rgb(path)
+        except images.ImageError as exc:
+            log.error("%s: %s", path, exc)
+            failed += 1
+            continue
+        top = classifier.classify(frame, args.top_k)
+        if args.json:
+            record = {"image": str(path), "top_k": [{"label": p.label, "score": p.score} for p in top]}
+            print(json.dumps(record), flush=True)
+        else:
+            print(path)
+            for p in top:
+                print(f"  {p.label:<24} {p.score:.5f}")
+    if failed:
+        print(f"{failed} image(s) could not be read", file=sys.stderr)
+    return 1 if failed else 0

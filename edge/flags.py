@@ -1,0 +1,72 @@
+"""Command-line flags generated from a pydantic model, so each option is defined (with its default
+and description) once. Every field gets a dashed flag and, as retrain.py users type, its
+underscore spelling; values are validated by the model, not by argparse."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+
+class ConfigError(ValueError):
+    """Configuration that the model rejects: an unknown key, a wrong type, a value out of range."""
+
+
+def _choices(annotation: Any) -> list[str] | None:
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(a) for a in typing.get_args(annotation)]
+    return None
+
+
+def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+    for name, field in model.model_fields.items():
+        flags = [f"--{name.replace('_', '-')}"]
+        if "_" in name:
+            flags.append(f"--{name}")
+        default = "" if field.is_required() else f" (default: {field.get_default(call_default_factory=True)})"
+        help_text = f"{field.description or ''}{default}"
+        if field.annotation is bool:
+            parser.add_argument(*flags, dest=name, action="store_true", default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(
+                *flags,
+                dest=name,
+                default=argparse.SUPPRESS,
+                choices=_choices(field.annotation),
+                metavar=None if _choices(field.annotation) else name.upper(),
+                help=help_text,
+            )
+
+
+def normalise_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Accept `learning-rate` and `learning_rate` alike, as YAML keys and as flags."""
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option names to values")
+    return normalise_keys(data)
+
+
+def build(model: type[BaseModel], *layers: dict[str, Any]) -> Any:
+    """Validate the merged layers (later ones win: defaults < YAML < flags) into `model`."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(normalise_keys(layer))
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).replace('_', '-') or 'config'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(problems) from exc

@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge import backends, bundle, images
+from edge.classifier import Classifier
+from tests.makedata import synthetic_image
+
+
+def test_registry_reports_what_loads_here() -> None:
+    available = backends.availability()
+    assert set(available) == {"tflite", "tf"}
+    assert available["tflite"] is None
+    assert available["tf"] is None
+
+
+def test_unknown_backend_is_a_clear_error(tiny_bundle: Path) -> None:
+    with pytest.raises(backends.BackendUnavailable, match="unknown backend 'onnx'"):
+        backends.create("onnx", bundle.load(tiny_bundle))
+
+
+def test_auto_picks_the_first_that_loads(tiny_bundle: Path) -> None:
+    assert backends.create("auto", bundle.load(tiny_bundle)).name == "tflite"
+
+
+def test_broken_tflite_file_is_reported_not_a_crash(tiny_bundle: Path, tmp_path: Path) -> None:
+    loaded = bundle.load(tiny_bundle)
+    (tmp_path / "model.tflite").write_bytes(b"definitely not a flatbuffer")
+    broken = bundle.Bundle(tmp_path, loaded.meta)
+    with pytest.raises(backends.BackendUnavailable, match="cannot load"):
+        backends.create("tflite", broken)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_backends_agree_on_probabilities(tiny_bundle: Path, tiny_images: Path, batch: int) -> None:
+    loaded = bundle.load(tiny_bundle)
+    frames = [images.read_rgb(p) for p in sorted((tiny_images / "red").iterdir())[:batch]]
+    size = (loaded.meta.input.height, loaded.meta.input.width)
+    x = np.stack([images.fit(f, *size) for f in frames])
+    tflite = backends.create("tflite", loaded).predict(x)
+    tf = backends.create("tf", loaded).predict(x)
+    assert tflite.shape == tf.shape == (batch, 3)
+    np.testing.assert_allclose(tflite.sum(1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(tflite, tf, atol=1e-4)
+
+
+def test_classifier_resizes_frames_of_any_size_to_the_bundle_input(tiny_bundle: Path) -> None:
+    classifier = Classifier(bundle.load(tiny_bundle), "tflite")
+    frame = synthetic_image("blue", np.random.default_rng(3), size=480)
+    top = classifier.classify(frame, k=2)
+    expected = classifier.backend.predict(images.fit(frame, 128, 128)[None])[0]
+    assert [p.label for p in top] == [classifier.labels[i] for i in np.argsort(-expected)[:2]]
+    assert top[0].score == pytest.approx(float(expected.max()))
+    assert top[0].score >= top[1].score
