@@ -143,7 +143,9 @@ def _content_files(path: Path) -> list[str]:
 def write_meta(path: Path, meta: ModelMeta) -> ModelMeta:
     """Record every file's sha256 and write model.json (atomically) and labels.txt."""
     (path / LABELS_TXT).write_text("".join(f"{label}\n" for label in meta.labels))
-    meta = meta.model_copy(update={"files": {name: sha256_file(path / name) for name in _content_files(path)}})
+    meta = meta.model_copy(
+        update={"files": {name: sha256_file(path / name) for name in _content_files(path)}}
+    )
     tmp = path / f".{MODEL_JSON}.tmp"
     tmp.write_text(meta.model_dump_json(indent=2))
     os.replace(tmp, path / MODEL_JSON)
@@ -215,7 +217,7 @@ def unpack(archive: Path, dest: Path) -> Bundle:
             if len(roots) != 1:
                 raise BundleError(f"{archive}: expected one top-level folder, found {sorted(roots)}")
             dest.mkdir(parents=True, exist_ok=True)
-            tar.extractall(dest, members=members)  # noqa: S202 - every member checked above
+            tar.extractall(dest, members=members)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"{archive}: not a readable bundle archive: {exc}") from exc
     return load(dest / roots.pop())

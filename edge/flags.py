@@ -31,7 +31,9 @@ def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> 
         default = "" if field.is_required() else f" (default: {field.get_default(call_default_factory=True)})"
         help_text = f"{field.description or ''}{default}"
         if field.annotation is bool:
-            parser.add_argument(*flags, dest=name, action="store_true", default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(
+                *flags, dest=name, action="store_true", default=argparse.SUPPRESS, help=help_text
+            )
         else:
             parser.add_argument(
                 *flags,

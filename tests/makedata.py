@@ -19,7 +19,9 @@ def synthetic_image(label: str, rng: np.random.Generator, size: int = 96) -> np.
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_dataset(root: Path, per_label: int = 40, labels: tuple[str, ...] = tuple(COLOURS), seed: int = 0) -> Path:
+def write_dataset(
+    root: Path, per_label: int = 40, labels: tuple[str, ...] = tuple(COLOURS), seed: int = 0
+) -> Path:
     rng = np.random.default_rng(seed)
     for label in labels:
         folder = root / label

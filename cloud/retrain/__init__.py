@@ -1,1 +1,1 @@
-"""The retrainer: TF for Poets (a frozen ImageNet base, cached bottlenecks, a new softmax layer) on Keras 3."""
+"""The retrainer: TF for Poets on Keras 3 (a frozen ImageNet base, cached bottlenecks, a new layer)."""

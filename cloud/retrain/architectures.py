@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,15 +93,18 @@ def load_base(arch: Architecture, weights: str, seed: int) -> keras.Model:
     path = Path(weights).expanduser()
     if not path.is_file():
         raise RetrainError(f"weights file {path} not found (use imagenet, none or a Keras weights file)")
-    try:
-        return arch.base(str(path))
-    except (ValueError, OSError) as no_top_error:
+    with warnings.catch_warnings():
+        # Keras only warns when it leaves layers at their random initialisation: that is a misfit.
+        warnings.filterwarnings("error", message=".*freshly-initialized weights.*")
         try:
-            return _pooled_from_full(arch.base(str(path), include_top=True))
-        except (ValueError, OSError):
-            raise RetrainError(
-                f"weights file {path} does not fit architecture {arch.name}: {no_top_error}"
-            ) from no_top_error
+            return arch.base(str(path))
+        except (ValueError, OSError, UserWarning) as no_top_error:
+            try:
+                return _pooled_from_full(arch.base(str(path), include_top=True))
+            except (ValueError, OSError, UserWarning):
+                raise RetrainError(
+                    f"weights file {path} does not fit architecture {arch.name}: {no_top_error}"
+                ) from no_top_error
 
 
 def feature_extractor(arch: Architecture, base: keras.Model) -> keras.Model:

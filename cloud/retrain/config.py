@@ -20,7 +20,9 @@ class RetrainConfig(BaseModel):
         description="mobilenet_<1.0|0.75|0.50|0.25>_<224|192|160|128>, mobilenet_v2_<alpha>_<size>, "
         "mobilenet_v3_small|large, inception_v3, efficientnet_b0",
     )
-    weights: str = Field("imagenet", description="imagenet (Keras download, cached), none, or a Keras weights file")
+    weights: str = Field(
+        "imagenet", description="imagenet (Keras download, cached), none, or a Keras weights file"
+    )
     learning_rate: float = Field(0.01, gt=0, description="gradient descent step size")
     how_many_training_steps: int = Field(4000, ge=1, description="training steps of the new layer")
     train_batch_size: int = Field(100, ge=1, description="images per training step")
@@ -33,7 +35,9 @@ class RetrainConfig(BaseModel):
     )
     summaries_dir: Path | None = Field(None, description="TensorBoard summaries (train/, validation/)")
     flip_left_right: bool = Field(False, description="randomly mirror training images (disables the cache)")
-    random_crop: int = Field(0, ge=0, lt=100, description="percent margin to randomly crop (disables the cache)")
+    random_crop: int = Field(
+        0, ge=0, lt=100, description="percent margin to randomly crop (disables the cache)"
+    )
     random_scale: int = Field(0, ge=0, description="percent to randomly scale up (disables the cache)")
     random_brightness: int = Field(0, ge=0, lt=100, description="percent to randomly vary brightness")
     fine_tune_layers: int = Field(0, ge=0, description="top layers of the base to fine-tune (0: head only)")

@@ -14,14 +14,18 @@ from tqdm import tqdm
 log = logging.getLogger(__name__)
 
 
-def unfreeze_top(base: keras.Model, layers: int) -> int:
-    """Make the top `layers` weighted layers of the base trainable; returns how many were."""
+def unfreeze_top(base: keras.Model, layers: int) -> list[str]:
+    """Make the top `layers` layers with weights (batch norm aside) trainable; returns their names."""
     base.trainable = True
-    weighted = [layer for layer in base.layers if layer.weights]
-    top = set(map(id, weighted[-layers:]))
+    candidates = [
+        layer
+        for layer in base.layers
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    top = {id(layer) for layer in candidates[-layers:]}
     for layer in base.layers:
-        layer.trainable = id(layer) in top and not isinstance(layer, keras.layers.BatchNormalization)
-    return sum(layer.trainable for layer in base.layers)
+        layer.trainable = id(layer) in top
+    return [layer.name for layer in candidates[-layers:]]
 
 
 def fine_tune(
@@ -44,7 +48,7 @@ def fine_tune(
         with tf.GradientTape() as tape:
             probabilities = model(x, training=True)
             loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, probabilities))
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=False))
         return loss
 
     rng = np.random.default_rng(seed)

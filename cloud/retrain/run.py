@@ -66,12 +66,20 @@ def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
     extractor = architectures.feature_extractor(arch, base)
     dim = int(extractor.output_shape[-1])
     network = architectures.fingerprint(arch, base)
-    cache = BottleneckCache(cfg.bottleneck_dir, network, dim, {"architecture": arch.name, "weights": cfg.weights})
+    cache = BottleneckCache(
+        cfg.bottleneck_dir, network, dim, {"architecture": arch.name, "weights": cfg.weights}
+    )
 
     clock = time.perf_counter()
     needs_pixels = cfg.distortions or cfg.fine_tune_layers > 0
     bn = compute(
-        [r.path for r in dataset.records], extractor, arch.size, cache, cfg.bottleneck_batch_size, cfg.workers, needs_pixels
+        [r.path for r in dataset.records],
+        extractor,
+        arch.size,
+        cache,
+        cfg.bottleneck_batch_size,
+        cfg.workers,
+        needs_pixels,
     )
     dataset.drop({path for path, _ in bn.skipped})
     check_trainable(dataset)
@@ -113,7 +121,7 @@ def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
     model = export.full_model(extractor, head)
     if cfg.fine_tune_layers:
         unfrozen = finetune.unfreeze_top(base, cfg.fine_tune_layers)
-        log.info("fine-tuning %d layers of %s", unfrozen, arch.name)
+        log.info("fine-tuning %s of %s", ", ".join(unfrozen), arch.name)
         finetune.fine_tune(
             model,
             bn.pixels[train_idx],
@@ -138,7 +146,9 @@ def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
 
     clock = time.perf_counter()
     export.save_model(model, staging / bundle.SAVED_MODEL, "image", "final_result")
-    calibration = _pixels(dataset, bn, np.random.default_rng(cfg.seed).permutation(train_idx)[:200], arch.size)
+    calibration = _pixels(
+        dataset, bn, np.random.default_rng(cfg.seed).permutation(train_idx)[:200], arch.size
+    )
     tflite = export.to_tflite(staging / bundle.SAVED_MODEL, cfg.quantization, calibration)
     (staging / bundle.TFLITE).write_bytes(tflite)
     evaluation = [
@@ -179,7 +189,9 @@ def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
         training=cfg.model_dump(mode="json"),
     )
     bundle.write_meta(staging, meta)
-    exported = _check_tflite(bundle.load(staging), _pixels(dataset, bn, test, arch.size), y[test], predicted[test])
+    exported = _check_tflite(
+        bundle.load(staging), _pixels(dataset, bn, test, arch.size), y[test], predicted[test]
+    )
     meta.metrics.tflite = exported.model_copy(update={"type": cfg.quantization, "size_bytes": len(tflite)})
     meta.timings.export_s = round(time.perf_counter() - clock, 3)
     meta = bundle.write_meta(staging, meta)
@@ -197,5 +209,7 @@ def _check_tflite(staged: bundle.Bundle, pixels: np.ndarray, y: np.ndarray, trai
         agreement=metrics.accuracy(trained, predicted),
         size_bytes=0,
     )
-    log.info("tflite on %d test images: accuracy %s, agreement %s", len(y), result.test_accuracy, result.agreement)
+    log.info(
+        "tflite on %d test images: accuracy %s, agreement %s", len(y), result.test_accuracy, result.agreement
+    )
     return result

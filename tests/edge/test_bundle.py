@@ -27,7 +27,8 @@ def test_bundle_has_the_designed_files_and_fields(tiny_bundle: Path) -> None:
     assert set(raw["bottlenecks"]) == {"computed", "cached"}
     assert meta.labels == ["blue", "green", "red"]
     assert (meta.input.height, meta.input.width) == (128, 128)
-    assert "model.tflite" in meta.files and "saved_model/saved_model.pb" in meta.files
+    assert "model.tflite" in meta.files
+    assert "saved_model/saved_model.pb" in meta.files
     assert (tiny_bundle / "labels.txt").read_text().splitlines() == meta.labels
 
 
@@ -54,7 +55,7 @@ def test_labels_disagreeing_with_model_json_are_refused(copy: Path) -> None:
 
 
 def test_not_a_bundle(tmp_path: Path) -> None:
-    with pytest.raises(bundle.BundleError, match="no model.json"):
+    with pytest.raises(bundle.BundleError, match=r"no model\.json"):
         bundle.load(tmp_path)
     (tmp_path / "model.json").write_text('{"name": 1}')
     with pytest.raises(bundle.BundleError, match="not valid"):

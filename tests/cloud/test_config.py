@@ -1,0 +1,64 @@
+import argparse
+from pathlib import Path
+
+import pytest
+
+from cloud.retrain.config import RetrainConfig
+from edge.flags import ConfigError, add_model_flags, build, read_yaml
+
+
+def parse(*argv: str) -> RetrainConfig:
+    parser = argparse.ArgumentParser()
+    add_model_flags(parser, RetrainConfig)
+    return build(RetrainConfig, vars(parser.parse_args(argv)))
+
+
+def test_defaults_are_retrain_py_s() -> None:
+    cfg = parse("--image-dir", "x")
+    assert cfg.learning_rate == 0.01
+    assert cfg.how_many_training_steps == 4000
+    assert cfg.train_batch_size == 100
+    assert (cfg.validation_percentage, cfg.testing_percentage) == (10, 10)
+    assert cfg.eval_step_interval == 10
+    assert not cfg.distortions
+
+
+def test_dashed_and_underscored_flags_mean_the_same() -> None:
+    dashed = parse("--image-dir", "x", "--learning-rate", "0.5", "--flip-left-right", "--random-crop", "10")
+    underscored = parse(
+        "--image_dir", "x", "--learning_rate", "0.5", "--flip_left_right", "--random_crop", "10"
+    )
+    assert dashed == underscored
+    assert dashed.learning_rate == 0.5
+    assert dashed.distortions
+
+
+def test_yaml_takes_either_spelling_and_flags_override(tmp_path: Path) -> None:
+    path = tmp_path / "retrain.yaml"
+    path.write_text(
+        "image_dir: imgs\nlearning-rate: 0.1\nhow_many_training_steps: 50\narchitecture: inception_v3\n"
+    )
+    cfg = build(RetrainConfig, read_yaml(path), {"how-many-training-steps": 70})
+    assert (cfg.learning_rate, cfg.how_many_training_steps, cfg.architecture) == (0.1, 70, "inception_v3")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"image_dir": "x", "learning_rat": 0.1}, "learning-rat: Extra inputs are not permitted"),
+        ({"image_dir": "x", "learning_rate": -1}, "learning-rate: Input should be greater than 0"),
+        ({"image_dir": "x", "quantization": "int4"}, "quantization"),
+        ({"image_dir": "x", "validation_percentage": 60, "testing_percentage": 40}, "leaves no training"),
+        ({}, "image-dir: Field required"),
+    ],
+)
+def test_bad_options_are_rejected_with_the_reason(options: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(RetrainConfig, options)
+
+
+def test_yaml_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "retrain.yaml"
+    path.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        read_yaml(path)

@@ -1,0 +1,156 @@
+"""The retrainer end to end, on images the tests make: the CLI, the bundle, the cache, bad input."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cloud.cli import main
+from edge import bundle
+from tests.conftest import as_flags, run_cli
+from tests.makedata import write_dataset
+
+
+@pytest.fixture(scope="module")
+def messy_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Good images plus what real folders hold: a corrupt JPEG and macOS litter."""
+    root = write_dataset(tmp_path_factory.mktemp("messy") / "colours", per_label=30)
+    (root / "red" / "corrupt.jpg").write_bytes((root / "red" / "red_0_000.jpg").read_bytes()[:500])
+    (root / "blue" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(100))
+    return root
+
+
+def read_scalars(event_dir: Path) -> dict[str, list[float]]:
+    """What TensorBoard itself would plot from the event files in `event_dir`."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(event_dir), size_guidance={"tensors": 0})
+    acc.Reload()
+    return {
+        tag: [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+        for tag in acc.Tags()["tensors"]
+    }
+
+
+def test_cli_trains_a_bundle_then_reuses_every_bottleneck(
+    messy_images: Path, tiny_flags, tmp_path: Path
+) -> None:
+    flags = [*as_flags(tiny_flags), "--image-dir", messy_images, "--bottleneck-dir", tmp_path / "bn"]
+    first = run_cli(
+        "cloud", "retrain", *flags, "--output-dir", tmp_path / "b1", "--summaries-dir", tmp_path / "tb"
+    )
+    meta = bundle.load(tmp_path / "b1").meta
+    assert meta.images.skipped == 1
+    assert meta.images.skipped_files[0].startswith("red/corrupt.jpg: truncated")
+    assert meta.images.train + meta.images.validation + meta.images.test == 90
+    assert meta.bottlenecks.computed == 90
+    assert meta.metrics.test_accuracy is not None
+    assert meta.metrics.test_accuracy > 0.5
+    assert meta.metrics.tflite is not None
+    assert meta.metrics.tflite.agreement == 1.0
+    assert np.sum(meta.metrics.confusion_matrix) == meta.images.test
+    assert set(meta.metrics.per_class) == {"blue", "green", "red"}
+    assert meta.timings.bottleneck_s > 0
+    assert meta.timings.train_s > 0
+    assert "test accuracy" in first.stdout
+    assert "90 computed, 0 cached" in first.stdout
+
+    train = read_scalars(tmp_path / "tb" / "train")
+    validation = read_scalars(tmp_path / "tb" / "validation")
+    assert set(train) == set(validation) == {"accuracy", "cross_entropy"}
+    assert len(train["accuracy"]) == 150 // 10
+    assert train["cross_entropy"][-1] < train["cross_entropy"][0]
+
+    second = run_cli("cloud", "retrain", *flags, "--output_dir", tmp_path / "b2")
+    assert "0 computed, 90 cached" in second.stdout
+    assert bundle.load(tmp_path / "b2").meta.bottlenecks.model_dump() == {"computed": 0, "cached": 90}
+
+
+def test_retraining_replaces_a_bundle_in_place(tiny_images: Path, tiny_flags, tmp_path: Path) -> None:
+    argv = [
+        "retrain",
+        *as_flags(tiny_flags),
+        "--how-many-training-steps",
+        "5",
+        "--image-dir",
+        str(tiny_images),
+    ]
+    argv += ["--bottleneck-dir", str(tmp_path / "bn"), "--output-dir", str(tmp_path / "b")]
+    assert main([*argv, "--version", "1"]) == 0
+    assert main([*argv, "--version", "2"]) == 0
+    assert bundle.load(tmp_path / "b").meta.version == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b", "bn"]
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], message: str) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_empty_folder(tmp_path: Path, capsys) -> None:
+    (tmp_path / "imgs").mkdir()
+    _fails(["retrain", "--image-dir", str(tmp_path / "imgs")], capsys, "no images found")
+
+
+def test_one_label(tmp_path: Path, capsys) -> None:
+    root = write_dataset(tmp_path / "imgs", per_label=3, labels=("red",))
+    _fails(["retrain", "--image-dir", str(root)], capsys, "only one label (red)")
+
+
+def test_unknown_architecture(tiny_images: Path, capsys) -> None:
+    _fails(
+        ["retrain", "--image-dir", str(tiny_images), "--architecture", "vgg16"],
+        capsys,
+        "unknown architecture",
+    )
+
+
+def test_weights_that_do_not_fit(tiny_images: Path, tiny_weights: Path, tmp_path: Path, capsys) -> None:
+    argv = ["retrain", "--image-dir", str(tiny_images), "--architecture", "mobilenet_1.0_128"]
+    argv += ["--weights", str(tiny_weights), "--output-dir", str(tmp_path / "b")]
+    _fails(argv, capsys, "does not fit architecture mobilenet_1.0_128")
+
+
+def test_unknown_flag_in_yaml(tiny_images: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "r.yaml").write_text(f"image_dir: {tiny_images}\nlearning_rat: 0.1\n")
+    _fails(
+        ["retrain", "--config", str(tmp_path / "r.yaml")],
+        capsys,
+        "learning-rat: Extra inputs are not permitted",
+    )
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(
+    tiny_images: Path, tiny_flags, tmp_path: Path, capsys
+):
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.tex").write_text("years of work")
+    argv = [
+        "retrain",
+        *as_flags(tiny_flags),
+        "--image-dir",
+        str(tiny_images),
+        "--output-dir",
+        str(tmp_path / "precious"),
+    ]
+    _fails(argv, capsys, "is not a model bundle; refusing")
+    assert (tmp_path / "precious" / "thesis.tex").read_text() == "years of work"
+
+
+def test_every_image_corrupt_in_a_label(tmp_path: Path, tiny_flags, capsys) -> None:
+    root = write_dataset(tmp_path / "imgs", per_label=10)
+    for p in (root / "green").iterdir():
+        p.write_bytes(b"\xff\xd8 broken")
+    argv = ["retrain", *as_flags(tiny_flags), "--image-dir", str(root), "--output-dir", str(tmp_path / "b")]
+    _fails(argv, capsys, "no training images for label(s) green")
+
+
+def test_evaluation_lists_every_test_image_with_its_prediction(tiny_bundle: Path, tiny_images: Path) -> None:
+    meta = bundle.load(tiny_bundle).meta
+    rows = json.loads((tiny_bundle / "evaluation.json").read_text())
+    assert len(rows) == meta.images.test
+    assert all((tiny_images / row["file"]).is_file() for row in rows)
+    accuracy = np.mean([row["label"] == row["predicted"] for row in rows])
+    assert accuracy == pytest.approx(meta.metrics.test_accuracy)
