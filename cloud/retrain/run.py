@@ -7,9 +7,12 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from cloud.retrain import architectures, export, finetune, metrics
@@ -18,13 +21,29 @@ from cloud.retrain.config import RetrainConfig
 from cloud.retrain.dataset import SPLITS, Dataset, check_trainable, scan
 from cloud.retrain.distortions import make_distorter
 from cloud.retrain.errors import RetrainError
-from cloud.retrain.head import Summaries, new_head, train_head
-from edge import bundle, images
-from edge.classifier import Classifier
+from cloud.retrain.head import BatchSource, Summaries, new_head, train_head
+from edge import backends, bundle, images
 
 log = logging.getLogger(__name__)
 
 PREDICT_BATCH = 64
+
+
+@dataclass
+class _Data:
+    """The images that decoded, their bottlenecks, labels and split indices."""
+
+    dataset: Dataset
+    bn: Bottlenecks
+    y: np.ndarray
+    split: dict[str, np.ndarray]
+
+    def pixels(self, indices: np.ndarray, size: int) -> np.ndarray:
+        """Decoded images of these records: kept from the bottleneck pass, or read again."""
+        if self.bn.pixels is not None:
+            return self.bn.pixels[indices]
+        frames = [images.fit(images.read_rgb(self.dataset.records[i].path), size, size) for i in indices]
+        return np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
 
 
 def _staging_dir(output_dir: Path) -> Path:
@@ -45,71 +64,63 @@ def _publish(staging: Path, output_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _pixels(dataset: Dataset, bn: Bottlenecks, indices: np.ndarray, size: int) -> np.ndarray:
-    """Decoded images of the given records: kept from the bottleneck pass, or read again."""
-    if bn.pixels is not None:
-        return bn.pixels[indices]
-    frames = [images.fit(images.read_rgb(dataset.records[i].path), size, size) for i in indices]
-    return np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
-
-
-def _in_batches(fn, x: np.ndarray) -> np.ndarray:
+def _in_batches(fn: Callable, x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(fn(x[i : i + PREDICT_BATCH])) for i in range(0, len(x), PREDICT_BATCH)])
 
 
-def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
-    started = datetime.now(timezone.utc)
-    arch = architectures.parse(cfg.architecture)
-    dataset = scan(cfg.image_dir, cfg.validation_percentage, cfg.testing_percentage)
-    staging = _staging_dir(cfg.output_dir)
-    base = architectures.load_base(arch, cfg.weights, cfg.seed)
-    extractor = architectures.feature_extractor(arch, base)
-    dim = int(extractor.output_shape[-1])
+def _bottlenecks(
+    cfg: RetrainConfig,
+    dataset: Dataset,
+    arch: architectures.Architecture,
+    base: keras.Model,
+    extractor: keras.Model,
+) -> _Data:
     network = architectures.fingerprint(arch, base)
+    dim = int(extractor.output_shape[-1])
     cache = BottleneckCache(
         cfg.bottleneck_dir, network, dim, {"architecture": arch.name, "weights": cfg.weights}
     )
-
-    clock = time.perf_counter()
-    needs_pixels = cfg.distortions or cfg.fine_tune_layers > 0
-    bn = compute(
-        [r.path for r in dataset.records],
-        extractor,
-        arch.size,
-        cache,
-        cfg.bottleneck_batch_size,
-        cfg.workers,
-        needs_pixels,
-    )
+    keep_pixels = cfg.distortions or cfg.fine_tune_layers > 0
+    paths = [r.path for r in dataset.records]
+    bn = compute(paths, extractor, arch.size, cache, cfg.bottleneck_batch_size, cfg.workers, keep_pixels)
     dataset.drop({path for path, _ in bn.skipped})
     check_trainable(dataset)
-    bottleneck_s = time.perf_counter() - clock
-    log.info("bottlenecks: %d computed, %d cached in %.1fs", bn.computed, bn.cached, bottleneck_s)
-
-    clock = time.perf_counter()
     y = np.array([r.label for r in dataset.records], np.int32)
-    split = {s: np.array(dataset.indices(s), np.int64) for s in SPLITS}
-    head = new_head(dim, len(dataset.labels), cfg.seed)
-    train_idx = split["train"]
-    if cfg.distortions:
-        distort = make_distorter(cfg, arch.size, cfg.seed)
-        forward = forward_fn(extractor, arch.size)
+    return _Data(dataset, bn, y, {s: np.array(dataset.indices(s), np.int64) for s in SPLITS})
 
-        def next_batch(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-            chosen = rng.choice(train_idx, cfg.train_batch_size)
-            return forward(distort(bn.pixels[chosen])).numpy(), y[chosen]
-    else:
 
-        def next_batch(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-            chosen = rng.choice(train_idx, cfg.train_batch_size)
-            return bn.features[chosen], y[chosen]
+def _batches(cfg: RetrainConfig, data: _Data, extractor: keras.Model, size: int) -> BatchSource:
+    """Random training batches, as retrain.py drew them: cached bottlenecks, or distorted images
+    run through the base afresh every step."""
+    train = data.split["train"]
+    if not cfg.distortions:
+        return lambda rng: (
+            data.bn.features[chosen := rng.choice(train, cfg.train_batch_size)],
+            data.y[chosen],
+        )
+    distort, forward = make_distorter(cfg, size, cfg.seed), forward_fn(extractor, size)
+    return lambda rng: (
+        forward(distort(data.bn.pixels[chosen := rng.choice(train, cfg.train_batch_size)])).numpy(),
+        data.y[chosen],
+    )
 
+
+def _train(
+    cfg: RetrainConfig,
+    arch: architectures.Architecture,
+    base: keras.Model,
+    extractor: keras.Model,
+    data: _Data,
+):
+    """Train the new layer (then fine-tune, if asked); returns the whole model and its predictions."""
+    head = new_head(int(extractor.output_shape[-1]), len(data.dataset.labels), cfg.seed)
+    validation = data.split["validation"]
     summaries = Summaries(cfg.summaries_dir)
     try:
         train_head(
             head,
-            next_batch,
-            (bn.features[split["validation"]], y[split["validation"]]),
+            _batches(cfg, data, extractor, arch.size),
+            (data.bn.features[validation], data.y[validation]),
             cfg.how_many_training_steps,
             cfg.learning_rate,
             cfg.eval_step_interval,
@@ -119,97 +130,134 @@ def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
     finally:
         summaries.close()
     model = export.full_model(extractor, head)
-    if cfg.fine_tune_layers:
-        unfrozen = finetune.unfreeze_top(base, cfg.fine_tune_layers)
-        log.info("fine-tuning %s of %s", ", ".join(unfrozen), arch.name)
-        finetune.fine_tune(
-            model,
-            bn.pixels[train_idx],
-            y[train_idx],
-            cfg.fine_tune_steps,
-            min(cfg.train_batch_size, 32),
-            cfg.fine_tune_learning_rate,
-            cfg.seed,
-            make_distorter(cfg, arch.size, cfg.seed) if cfg.distortions else None,
-        )
-        probabilities = _in_batches(forward_fn(model, arch.size), bn.pixels)
-    else:
-        probabilities = _in_batches(head, bn.features)
-    predicted = probabilities.argmax(1)
-    train_s = time.perf_counter() - clock
+    if not cfg.fine_tune_layers:
+        return model, _in_batches(head, data.bn.features)
+    log.info("fine-tuning %s of %s", ", ".join(finetune.unfreeze_top(base, cfg.fine_tune_layers)), arch.name)
+    train = data.split["train"]
+    finetune.fine_tune(
+        model,
+        data.bn.pixels[train],
+        data.y[train],
+        cfg.fine_tune_steps,
+        min(cfg.train_batch_size, 32),
+        cfg.fine_tune_learning_rate,
+        cfg.seed,
+        make_distorter(cfg, arch.size, cfg.seed) if cfg.distortions else None,
+    )
+    return model, _in_batches(forward_fn(model, arch.size), data.bn.pixels)
 
-    test = split["test"]
-    matrix = metrics.confusion_matrix(y[test], predicted[test], len(dataset.labels))
-    if cfg.print_misclassified_test_images:
-        for i in test[predicted[test] != y[test]]:
-            log.info("misclassified: %s as %s", dataset.records[i].path, dataset.labels[predicted[i]])
+
+def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
+    started = datetime.now(timezone.utc)
+    arch = architectures.parse(cfg.architecture)
+    dataset = scan(cfg.image_dir, cfg.validation_percentage, cfg.testing_percentage)
+    staging = _staging_dir(cfg.output_dir)
+    try:
+        meta = _retrain_into(cfg, dataset, arch, staging, started)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _publish(staging, cfg.output_dir)
+    return meta
+
+
+def _retrain_into(
+    cfg: RetrainConfig, dataset: Dataset, arch: architectures.Architecture, staging: Path, started: datetime
+) -> bundle.ModelMeta:
+    base = architectures.load_base(arch, cfg.weights, cfg.seed)
+    extractor = architectures.feature_extractor(arch, base)
 
     clock = time.perf_counter()
+    data = _bottlenecks(cfg, dataset, arch, base, extractor)
+    bottleneck_s = time.perf_counter() - clock
+    log.info("bottlenecks: %d computed, %d cached in %.1fs", data.bn.computed, data.bn.cached, bottleneck_s)
+
+    clock = time.perf_counter()
+    model, probabilities = _train(cfg, arch, base, extractor, data)
+    train_s = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    timings = bundle.Timings(bottleneck_s=round(bottleneck_s, 3), train_s=round(train_s, 3))
+    meta = _export(cfg, arch, data, model, probabilities, staging, started, timings)
+    meta.timings.export_s = round(time.perf_counter() - clock, 3)
+    meta = bundle.write_meta(staging, meta)
+    return meta
+
+
+def _export(
+    cfg: RetrainConfig,
+    arch: architectures.Architecture,
+    data: _Data,
+    model: keras.Model,
+    probabilities: np.ndarray,
+    staging: Path,
+    started: datetime,
+    timings: bundle.Timings,
+) -> bundle.ModelMeta:
+    """Write the models, the test-set evaluation and model.json; measure the exported TFLite model."""
+    dataset, labels, y, split = data.dataset, data.dataset.labels, data.y, data.split
+    predicted = probabilities.argmax(1)
+    test, validation, train = split["test"], split["validation"], split["train"]
+    if cfg.print_misclassified_test_images:
+        for i in test[predicted[test] != y[test]]:
+            log.info("misclassified: %s as %s", dataset.records[i].path, labels[predicted[i]])
     export.save_model(model, staging / bundle.SAVED_MODEL, "image", "final_result")
-    calibration = _pixels(
-        dataset, bn, np.random.default_rng(cfg.seed).permutation(train_idx)[:200], arch.size
-    )
+    calibration = data.pixels(np.random.default_rng(cfg.seed).permutation(train)[:200], arch.size)
     tflite = export.to_tflite(staging / bundle.SAVED_MODEL, cfg.quantization, calibration)
     (staging / bundle.TFLITE).write_bytes(tflite)
     evaluation = [
         {
             "file": dataset.records[i].path.relative_to(dataset.root).as_posix(),
-            "sha256": bn.shas[i],
-            "label": dataset.labels[y[i]],
-            "predicted": dataset.labels[predicted[i]],
+            "sha256": data.bn.shas[i],
+            "label": labels[y[i]],
+            "predicted": labels[predicted[i]],
             "score": round(float(probabilities[i, predicted[i]]), 6),
         }
         for i in test
     ]
     (staging / bundle.EVALUATION_JSON).write_text(json.dumps(evaluation, indent=1))
-
+    matrix = metrics.confusion_matrix(y[test], predicted[test], len(labels))
     meta = bundle.ModelMeta(
-        name=cfg.name or cfg.image_dir.resolve().name,
+        name=cfg.name or dataset.root.resolve().name,
         version=cfg.version or started.strftime("%Y%m%d.%H%M%S"),
         created=started.isoformat(timespec="seconds"),
         architecture=arch.name,
         input=bundle.InputSpec(height=arch.size, width=arch.size, mean=arch.mean, std=arch.std),
-        labels=dataset.labels,
+        labels=labels,
         metrics=bundle.Metrics(
             test_accuracy=metrics.accuracy(y[test], predicted[test]),
-            validation_accuracy=metrics.accuracy(y[split["validation"]], predicted[split["validation"]]),
-            train_accuracy=metrics.accuracy(y[train_idx], predicted[train_idx]),
+            validation_accuracy=metrics.accuracy(y[validation], predicted[validation]),
+            train_accuracy=metrics.accuracy(y[train], predicted[train]),
             confusion_matrix=matrix.tolist(),
-            per_class=metrics.per_class(matrix, dataset.labels),
+            per_class=metrics.per_class(matrix, labels),
         ),
-        timings=bundle.Timings(bottleneck_s=round(bottleneck_s, 3), train_s=round(train_s, 3)),
-        bottlenecks=bundle.BottleneckStats(computed=bn.computed, cached=bn.cached),
+        timings=timings,
+        bottlenecks=bundle.BottleneckStats(computed=data.bn.computed, cached=data.bn.cached),
         images=bundle.ImageStats(
-            train=len(train_idx),
-            validation=len(split["validation"]),
+            train=len(train),
+            validation=len(validation),
             test=len(test),
-            skipped=len(bn.skipped),
-            skipped_files=[f"{p.relative_to(dataset.root).as_posix()}: {why}" for p, why in bn.skipped],
+            skipped=len(data.bn.skipped),
+            skipped_files=[f"{p.relative_to(dataset.root).as_posix()}: {why}" for p, why in data.bn.skipped],
         ),
         training=cfg.model_dump(mode="json"),
     )
     bundle.write_meta(staging, meta)
-    exported = _check_tflite(
-        bundle.load(staging), _pixels(dataset, bn, test, arch.size), y[test], predicted[test]
+    accuracy, agreement = _check_tflite(
+        bundle.load(staging), data.pixels(test, arch.size), y[test], predicted[test]
     )
-    meta.metrics.tflite = exported.model_copy(update={"type": cfg.quantization, "size_bytes": len(tflite)})
-    meta.timings.export_s = round(time.perf_counter() - clock, 3)
-    meta = bundle.write_meta(staging, meta)
-    _publish(staging, cfg.output_dir)
+    meta.metrics.tflite = bundle.ExportMetrics(
+        type=cfg.quantization, test_accuracy=accuracy, agreement=agreement, size_bytes=len(tflite)
+    )
     return meta
 
 
 def _check_tflite(staged: bundle.Bundle, pixels: np.ndarray, y: np.ndarray, trained: np.ndarray):
-    """Run the exported TFLite model through the edge's own backend on the test images."""
-    classifier = Classifier(staged, "tflite")
-    predicted = _in_batches(classifier.backend.predict, pixels).argmax(1) if len(pixels) else np.zeros(0, int)
-    result = bundle.ExportMetrics(
-        type="float32",
-        test_accuracy=metrics.accuracy(y, predicted),
-        agreement=metrics.accuracy(trained, predicted),
-        size_bytes=0,
-    )
-    log.info(
-        "tflite on %d test images: accuracy %s, agreement %s", len(y), result.test_accuracy, result.agreement
-    )
-    return result
+    """Run the exported TFLite model through the edge's own backend on the test images:
+    its accuracy, and the share of images where its top-1 matches the training-time one."""
+    if not len(pixels):
+        return None, None
+    predicted = _in_batches(backends.create("tflite", staged).predict, pixels).argmax(1)
+    accuracy, agreement = metrics.accuracy(y, predicted), metrics.accuracy(trained, predicted)
+    log.info("tflite on %d test images: accuracy %.4f, top-1 agreement %.4f", len(y), accuracy, agreement)
+    return accuracy, agreement

@@ -14,11 +14,14 @@ log = logging.getLogger(__name__)
 
 try:
     from ai_edge_litert.interpreter import Interpreter
-except ImportError:  # older Jetson images ship only TensorFlow, whose tf.lite is the same runtime
+except ImportError:  # older Jetson images: the standalone runtime, or TensorFlow's copy of it
     try:
-        from tensorflow.lite import Interpreter  # type: ignore[no-redef]
-    except ImportError as exc:
-        raise ImportError("neither ai-edge-litert nor tensorflow is installed") from exc
+        from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+    except ImportError:
+        try:
+            from tensorflow.lite.python.interpreter import Interpreter  # type: ignore[no-redef]
+        except ImportError as exc:
+            raise ImportError("none of ai-edge-litert, tflite-runtime or tensorflow is installed") from exc
 
 
 class TFLiteBackend(Backend):

@@ -111,6 +111,7 @@ def test_weights_that_do_not_fit(tiny_images: Path, tiny_weights: Path, tmp_path
     argv = ["retrain", "--image-dir", str(tiny_images), "--architecture", "mobilenet_1.0_128"]
     argv += ["--weights", str(tiny_weights), "--output-dir", str(tmp_path / "b")]
     _fails(argv, capsys, "does not fit architecture mobilenet_1.0_128")
+    assert list(tmp_path.iterdir()) == [], "a failed training leaves nothing behind"
 
 
 def test_unknown_flag_in_yaml(tiny_images: Path, tmp_path: Path, capsys) -> None:
@@ -145,6 +146,7 @@ def test_every_image_corrupt_in_a_label(tmp_path: Path, tiny_flags, capsys) -> N
         p.write_bytes(b"\xff\xd8 broken")
     argv = ["retrain", *as_flags(tiny_flags), "--image-dir", str(root), "--output-dir", str(tmp_path / "b")]
     _fails(argv, capsys, "no training images for label(s) green")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"], "a failed training leaves nothing behind"
 
 
 def test_evaluation_lists_every_test_image_with_its_prediction(tiny_bundle: Path, tiny_images: Path) -> None:
