@@ -10,14 +10,15 @@ from pathlib import Path
 
 from edge import backends, bundle, images
 from edge.classifier import Classifier
+from edge.command import SubParsers
 
 log = logging.getLogger(__name__)
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: SubParsers) -> None:
     p = subparsers.add_parser("classify", help="classify images or folders with a model bundle")
     p.add_argument("--model", required=True, type=Path, help="model bundle directory")
-    p.add_argument("--backend", default="tflite", choices=["auto", *backends.REGISTRY])
+    p.add_argument("--backend", default="auto", choices=["auto", *backends.REGISTRY], help="default: auto")
     p.add_argument("--top-k", "--top_k", type=int, default=5, dest="top_k")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument("paths", nargs="+", type=Path, metavar="IMAGE_OR_DIR")

@@ -7,12 +7,13 @@ import logging
 from pathlib import Path
 
 from cloud.retrain.config import RetrainConfig
+from edge.command import SubParsers
 from edge.flags import add_model_flags, build, read_yaml
 
 log = logging.getLogger(__name__)
 
 
-def add_parser(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: SubParsers) -> None:
     p = subparsers.add_parser(
         "retrain",
         help="train a new last layer on a folder of labelled images and write a model bundle",
