@@ -5,9 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install test lint format demo bench clean
+.PHONY: install system test lint format demo bench clean
+
+# Debian packages the tests and the demo run for real: the MQTT broker.
+SYSTEM_PACKAGES := mosquitto mosquitto-clients
 
 install: $(STAMP)
+
+system:
+	scripts/apt-install.sh $(SYSTEM_PACKAGES)
 
 $(STAMP): pyproject.toml
 	scripts/bootstrap-venv.sh $(PYTHON) $(VENV)
@@ -23,10 +29,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint system
 	$(BIN)/python -m pytest
 
-demo: $(STAMP)
+demo: $(STAMP) system
 	scripts/demo.sh
 
 bench: $(STAMP)

@@ -135,17 +135,13 @@ def sha256_file(path: Path) -> str:
 
 
 def _content_files(path: Path) -> list[str]:
-    return sorted(
-        p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and p.name != MODEL_JSON
-    )
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and p.name != MODEL_JSON)
 
 
 def write_meta(path: Path, meta: ModelMeta) -> ModelMeta:
     """Record every file's sha256 and write model.json (atomically) and labels.txt."""
     (path / LABELS_TXT).write_text("".join(f"{label}\n" for label in meta.labels))
-    meta = meta.model_copy(
-        update={"files": {name: sha256_file(path / name) for name in _content_files(path)}}
-    )
+    meta = meta.model_copy(update={"files": {name: sha256_file(path / name) for name in _content_files(path)}})
     tmp = path / f".{MODEL_JSON}.tmp"
     tmp.write_text(meta.model_dump_json(indent=2))
     os.replace(tmp, path / MODEL_JSON)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from edge import classify, command
+from edge import classify, command, run
 from edge.backends import BackendUnavailable
 from edge.bundle import BundleError
+from edge.flags import ConfigError
+from edge.sources import SourceError
 
 
 def main(argv: list[str] | None = None) -> int:
     return command.main(
-        "python -m edge", __doc__, [classify.add_parser], (BundleError, BackendUnavailable), argv
+        "python -m edge",
+        __doc__,
+        [classify.add_parser, run.add_parser],
+        (BundleError, BackendUnavailable, ConfigError, SourceError),
+        argv,
     )

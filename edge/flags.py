@@ -10,7 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+
+class Options(BaseModel):
+    """Base of every options model: unknown keys are errors; `a-b` and `a_b` are the same key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _either_spelling(cls, data: object) -> object:
+        return normalise_keys(data) if isinstance(data, dict) else data
 
 
 class ConfigError(ValueError):
@@ -31,9 +42,7 @@ def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> 
         default = "" if field.is_required() else f" (default: {field.get_default(call_default_factory=True)})"
         help_text = f"{field.description or ''}{default}"
         if field.annotation is bool:
-            parser.add_argument(
-                *flags, dest=name, action="store_true", default=argparse.SUPPRESS, help=help_text
-            )
+            parser.add_argument(*flags, dest=name, action="store_true", default=argparse.SUPPRESS, help=help_text)
         else:
             parser.add_argument(
                 *flags,

@@ -24,9 +24,7 @@ TINY_ARCHITECTURE = "mobilenet_0.25_128"
 
 
 def needs_shared(path: Path) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(
-        not path.exists(), reason=f"{path} is absent (../shared is not beside the project)"
-    )
+    return pytest.mark.skipif(not path.exists(), reason=f"{path} is absent (../shared is not beside the project)")
 
 
 def run_cli(module: str, *args: object, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -47,9 +45,7 @@ def as_flags(options: dict[str, object]) -> list[str]:
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(99)
     sample = np.stack([synthetic_image(label, rng) for label in COLOURS for _ in range(12)])
-    return calibrated_weights(
-        TINY_ARCHITECTURE, sample, tmp_path_factory.mktemp("weights") / "base.weights.h5"
-    )
+    return calibrated_weights(TINY_ARCHITECTURE, sample, tmp_path_factory.mktemp("weights") / "base.weights.h5")
 
 
 @pytest.fixture(scope="session")
@@ -72,9 +68,7 @@ def tiny_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(
-    tmp_path_factory: pytest.TempPathFactory, tiny_images: Path, tiny_flags: dict[str, object]
-) -> Path:
+def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_images: Path, tiny_flags: dict[str, object]) -> Path:
     from cloud.retrain.config import RetrainConfig
     from cloud.retrain.run import retrain
 
@@ -82,3 +76,12 @@ def tiny_bundle(
     cache = tmp_path_factory.mktemp("bottlenecks")
     retrain(RetrainConfig(image_dir=tiny_images, output_dir=out, bottleneck_dir=cache, **tiny_flags))
     return out
+
+
+@pytest.fixture
+def broker(tmp_path: Path):
+    from tests.broker import Mosquitto
+
+    server = Mosquitto(tmp_path / "broker").start()
+    yield server
+    server.stop()

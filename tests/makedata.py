@@ -19,9 +19,7 @@ def synthetic_image(label: str, rng: np.random.Generator, size: int = 96) -> np.
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def write_dataset(
-    root: Path, per_label: int = 40, labels: tuple[str, ...] = tuple(COLOURS), seed: int = 0
-) -> Path:
+def write_dataset(root: Path, per_label: int = 40, labels: tuple[str, ...] = tuple(COLOURS), seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     for label in labels:
         folder = root / label
@@ -54,4 +52,16 @@ def calibrated_weights(architecture: str, sample: np.ndarray, path: Path) -> Pat
     resized = np.stack([cv2.resize(image, (arch.size, arch.size)) for image in sample])
     base((resized.astype(np.float32) - arch.mean) / arch.std, training=True)
     base.save_weights(path)
+    return path
+
+
+def write_video(path: Path, frames: int = 60, size: tuple[int, int] = (640, 480), fps: int = 30, seed: int = 0) -> Path:
+    """An MJPG .avi (OpenCV writes it without ffmpeg) cycling through the labels' colours."""
+    rng = np.random.default_rng(seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    labels = list(COLOURS)
+    for i in range(frames):
+        rgb = synthetic_image(labels[(i // 10) % len(labels)], rng, size=max(size))[: size[1], : size[0]]
+        writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    writer.release()
     return path

@@ -19,9 +19,7 @@ def add_parser(subparsers: SubParsers) -> None:
         help="train a new last layer on a folder of labelled images and write a model bundle",
         description="TF for Poets retraining: frozen ImageNet base, cached bottlenecks, new softmax layer.",
     )
-    p.add_argument(
-        "--config", type=Path, help="YAML file of these options (either spelling); flags override it"
-    )
+    p.add_argument("--config", type=Path, help="YAML file of these options (either spelling); flags override it")
     add_model_flags(p, RetrainConfig)
     p.set_defaults(func=run)
 

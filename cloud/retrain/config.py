@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from edge.flags import normalise_keys
+from edge.flags import Options
 
 
-class RetrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RetrainConfig(Options):
     image_dir: Path = Field(description="folder with one sub-folder of images per label")
     output_dir: Path = Field(Path("bundle"), description="where the model bundle is written")
     architecture: str = Field(
@@ -20,9 +18,7 @@ class RetrainConfig(BaseModel):
         description="mobilenet_<1.0|0.75|0.50|0.25>_<224|192|160|128>, mobilenet_v2_<alpha>_<size>, "
         "mobilenet_v3_small|large, inception_v3, efficientnet_b0",
     )
-    weights: str = Field(
-        "imagenet", description="imagenet (Keras download, cached), none, or a Keras weights file"
-    )
+    weights: str = Field("imagenet", description="imagenet (Keras download, cached), none, or a Keras weights file")
     learning_rate: float = Field(0.01, gt=0, description="gradient descent step size")
     how_many_training_steps: int = Field(4000, ge=1, description="training steps of the new layer")
     train_batch_size: int = Field(100, ge=1, description="images per training step")
@@ -35,9 +31,7 @@ class RetrainConfig(BaseModel):
     )
     summaries_dir: Path | None = Field(None, description="TensorBoard summaries (train/, validation/)")
     flip_left_right: bool = Field(False, description="randomly mirror training images (disables the cache)")
-    random_crop: int = Field(
-        0, ge=0, lt=100, description="percent margin to randomly crop (disables the cache)"
-    )
+    random_crop: int = Field(0, ge=0, lt=100, description="percent margin to randomly crop (disables the cache)")
     random_scale: int = Field(0, ge=0, description="percent to randomly scale up (disables the cache)")
     random_brightness: int = Field(0, ge=0, lt=100, description="percent to randomly vary brightness")
     fine_tune_layers: int = Field(0, ge=0, description="top layers of the base to fine-tune (0: head only)")
@@ -52,11 +46,6 @@ class RetrainConfig(BaseModel):
     bottleneck_batch_size: int = Field(64, ge=1, description="images per forward pass of the base")
     workers: int = Field(4, ge=1, description="threads decoding images")
     print_misclassified_test_images: bool = Field(False, description="log every misclassified test image")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _either_spelling(cls, data: object) -> object:
-        return normalise_keys(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _split_fits(self) -> RetrainConfig:

@@ -91,6 +91,4 @@ def check_trainable(dataset: Dataset) -> None:
             counts[r.label] += 1
     empty = [dataset.labels[i] for i, n in enumerate(counts) if n == 0]
     if empty:
-        raise RetrainError(
-            f"no training images for label(s) {', '.join(empty)}: add images or lower the splits"
-        )
+        raise RetrainError(f"no training images for label(s) {', '.join(empty)}: add images or lower the splits")

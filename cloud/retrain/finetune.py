@@ -18,9 +18,7 @@ def unfreeze_top(base: keras.Model, layers: int) -> list[str]:
     """Make the top `layers` layers with weights (batch norm aside) trainable; returns their names."""
     base.trainable = True
     candidates = [
-        layer
-        for layer in base.layers
-        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+        layer for layer in base.layers if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
     ]
     top = {id(layer) for layer in candidates[-layers:]}
     for layer in base.layers:

@@ -38,9 +38,7 @@ class Summaries:
     def __init__(self, root: Path | None) -> None:
         self._writers = {}
         if root is not None:
-            self._writers = {
-                k: tf.summary.create_file_writer(str(Path(root) / k)) for k in ("train", "validation")
-            }
+            self._writers = {k: tf.summary.create_file_writer(str(Path(root) / k)) for k in ("train", "validation")}
 
     def scalars(self, kind: str, step: int, **values: float) -> None:
         if writer := self._writers.get(kind):
@@ -90,15 +88,11 @@ def train_head(
             if (i + 1) % eval_interval and i + 1 != steps:
                 continue
             last = {"train_accuracy": float(accuracy), "cross_entropy": float(loss)}
-            summaries.scalars(
-                "train", i + 1, accuracy=last["train_accuracy"], cross_entropy=last["cross_entropy"]
-            )
+            summaries.scalars("train", i + 1, accuracy=last["train_accuracy"], cross_entropy=last["cross_entropy"])
             if len(val_y):
                 val_loss, val_accuracy = evaluate(val_x, val_y)
                 last["validation_accuracy"] = float(val_accuracy)
-                summaries.scalars(
-                    "validation", i + 1, accuracy=float(val_accuracy), cross_entropy=float(val_loss)
-                )
+                summaries.scalars("validation", i + 1, accuracy=float(val_accuracy), cross_entropy=float(val_loss))
             bar.set_postfix({k: round(v, 3) for k, v in last.items()})
             log.debug("step %d: %s", i + 1, last)
     log.info("step %d: %s", steps, ", ".join(f"{k} {v:.3f}" for k, v in last.items()))

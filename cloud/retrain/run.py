@@ -77,9 +77,7 @@ def _bottlenecks(
 ) -> _Data:
     network = architectures.fingerprint(arch, base)
     dim = int(extractor.output_shape[-1])
-    cache = BottleneckCache(
-        cfg.bottleneck_dir, network, dim, {"architecture": arch.name, "weights": cfg.weights}
-    )
+    cache = BottleneckCache(cfg.bottleneck_dir, network, dim, {"architecture": arch.name, "weights": cfg.weights})
     keep_pixels = cfg.distortions or cfg.fine_tune_layers > 0
     paths = [r.path for r in dataset.records]
     bn = compute(paths, extractor, arch.size, cache, cfg.bottleneck_batch_size, cfg.workers, keep_pixels)
@@ -243,9 +241,7 @@ def _export(
         training=cfg.model_dump(mode="json"),
     )
     bundle.write_meta(staging, meta)
-    accuracy, agreement = _check_tflite(
-        bundle.load(staging), data.pixels(test, arch.size), y[test], predicted[test]
-    )
+    accuracy, agreement = _check_tflite(bundle.load(staging), data.pixels(test, arch.size), y[test], predicted[test])
     meta.metrics.tflite = bundle.ExportMetrics(
         type=cfg.quantization, test_accuracy=accuracy, agreement=agreement, size_bytes=len(tflite)
     )

@@ -39,9 +39,7 @@ ARCH = "mobilenet_0.25_224"
 
 def bare_forward_rate(paths: list[Path], weights: str, batch: int) -> float:
     arch = architectures.parse(ARCH)
-    forward = forward_fn(
-        architectures.feature_extractor(arch, architectures.load_base(arch, weights, 0)), arch.size
-    )
+    forward = forward_fn(architectures.feature_extractor(arch, architectures.load_base(arch, weights, 0)), arch.size)
     pixels = np.stack([images.fit(images.read_rgb(p), arch.size, arch.size) for p in paths])
     forward(pixels[:batch])  # trace once, as the retrainer's first batch does
     start = time.perf_counter()
@@ -73,9 +71,7 @@ def keras_fit_seconds(image_dir: Path, weights: str, steps: int, batch: int) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300, help="training steps for both (retrain.py: 4000)")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--images", type=Path, help="image folder (default: ../shared flowers, else made)")

@@ -39,9 +39,7 @@ def test_extractor_takes_uint8_and_gives_pooled_features(name: str) -> None:
     assert len(features.shape) == 2
 
 
-@pytest.mark.parametrize(
-    "name", ["resnet50", "mobilenet_0.3_224", "mobilenet_1.0_100", "mobilenet_v2_0.9_224"]
-)
+@pytest.mark.parametrize("name", ["resnet50", "mobilenet_0.3_224", "mobilenet_1.0_100", "mobilenet_v2_0.9_224"])
 def test_unknown_architecture_lists_the_known(name: str) -> None:
     with pytest.raises(RetrainError, match=r"unknown architecture .* known: mobilenet_"):
         architectures.parse(name)
@@ -72,7 +70,5 @@ def test_fingerprint_follows_the_weights_not_the_file_name(tiny_weights: Path, t
 @needs_shared(MOBILENET_025_128_TOP)
 def test_a_weights_file_with_the_imagenet_top_is_cut_at_the_pooling() -> None:
     arch = architectures.parse("mobilenet_0.25_128")
-    extractor = architectures.feature_extractor(
-        arch, architectures.load_base(arch, str(MOBILENET_025_128_TOP), 0)
-    )
+    extractor = architectures.feature_extractor(arch, architectures.load_base(arch, str(MOBILENET_025_128_TOP), 0))
     assert extractor.output_shape == (None, 256)

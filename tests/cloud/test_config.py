@@ -25,9 +25,7 @@ def test_defaults_are_retrain_py_s() -> None:
 
 def test_dashed_and_underscored_flags_mean_the_same() -> None:
     dashed = parse("--image-dir", "x", "--learning-rate", "0.5", "--flip-left-right", "--random-crop", "10")
-    underscored = parse(
-        "--image_dir", "x", "--learning_rate", "0.5", "--flip_left_right", "--random_crop", "10"
-    )
+    underscored = parse("--image_dir", "x", "--learning_rate", "0.5", "--flip_left_right", "--random_crop", "10")
     assert dashed == underscored
     assert dashed.learning_rate == 0.5
     assert dashed.distortions
@@ -35,9 +33,7 @@ def test_dashed_and_underscored_flags_mean_the_same() -> None:
 
 def test_yaml_takes_either_spelling_and_flags_override(tmp_path: Path) -> None:
     path = tmp_path / "retrain.yaml"
-    path.write_text(
-        "image_dir: imgs\nlearning-rate: 0.1\nhow_many_training_steps: 50\narchitecture: inception_v3\n"
-    )
+    path.write_text("image_dir: imgs\nlearning-rate: 0.1\nhow_many_training_steps: 50\narchitecture: inception_v3\n")
     cfg = build(RetrainConfig, read_yaml(path), {"how-many-training-steps": 70})
     assert (cfg.learning_rate, cfg.how_many_training_steps, cfg.architecture) == (0.1, 70, "inception_v3")
 

@@ -14,9 +14,7 @@ def retrain_py_split(name: str, validation: float, testing: float) -> str:
 
     base = re.sub(r"_nohash_.*$", "", name)
     percentage = (int(hashlib.sha1(base.encode()).hexdigest(), 16) % (2**27)) * (100.0 / (2**27 - 1))
-    return (
-        "validation" if percentage < validation else "test" if percentage < validation + testing else "train"
-    )
+    return "validation" if percentage < validation else "test" if percentage < validation + testing else "train"
 
 
 def test_split_matches_retrain_py_and_respects_percentages() -> None:

@@ -28,19 +28,12 @@ def read_scalars(event_dir: Path) -> dict[str, list[float]]:
 
     acc = EventAccumulator(str(event_dir), size_guidance={"tensors": 0})
     acc.Reload()
-    return {
-        tag: [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
-        for tag in acc.Tags()["tensors"]
-    }
+    return {tag: [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
 
 
-def test_cli_trains_a_bundle_then_reuses_every_bottleneck(
-    messy_images: Path, tiny_flags, tmp_path: Path
-) -> None:
+def test_cli_trains_a_bundle_then_reuses_every_bottleneck(messy_images: Path, tiny_flags, tmp_path: Path) -> None:
     flags = [*as_flags(tiny_flags), "--image-dir", messy_images, "--bottleneck-dir", tmp_path / "bn"]
-    first = run_cli(
-        "cloud", "retrain", *flags, "--output-dir", tmp_path / "b1", "--summaries-dir", tmp_path / "tb"
-    )
+    first = run_cli("cloud", "retrain", *flags, "--output-dir", tmp_path / "b1", "--summaries-dir", tmp_path / "tb")
     meta = bundle.load(tmp_path / "b1").meta
     assert meta.images.skipped == 1
     assert meta.images.skipped_files[0].startswith("red/corrupt.jpg: truncated")
@@ -123,9 +116,7 @@ def test_unknown_flag_in_yaml(tiny_images: Path, tmp_path: Path, capsys) -> None
     )
 
 
-def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(
-    tiny_images: Path, tiny_flags, tmp_path: Path, capsys
-):
+def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tiny_images: Path, tiny_flags, tmp_path: Path, capsys):
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.tex").write_text("years of work")
     argv = [

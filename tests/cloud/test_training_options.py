@@ -73,17 +73,13 @@ def test_fine_tuning_changes_only_the_top_of_the_base(tiny_images, tiny_flags, t
     exported = {v.name.removesuffix(":0"): v.numpy() for v in loaded.variables}
     before = {w.path: np.asarray(w) for w in original.weights}
     assert set(before) <= set(exported)
-    changed = {
-        name for name, value in before.items() if name in exported and not np.allclose(exported[name], value)
-    }
+    changed = {name for name, value in before.items() if name in exported and not np.allclose(exported[name], value)}
     assert changed == {"conv_pw_13/kernel"}
     assert trained.meta.metrics.tflite.agreement == 1.0
 
 
 @pytest.mark.parametrize("kind", ["float16", "int8"])
-def test_quantized_export_is_smaller_and_measured(
-    tiny_images, tiny_flags, tiny_bundle, tmp_path, kind
-) -> None:
+def test_quantized_export_is_smaller_and_measured(tiny_images, tiny_flags, tiny_bundle, tmp_path, kind) -> None:
     trained = _train(tiny_images, tiny_flags, tmp_path, quantization=kind)
     exported = trained.meta.metrics.tflite
     assert exported.type == kind

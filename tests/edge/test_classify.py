@@ -15,9 +15,7 @@ def _json_lines(stdout: str) -> list[dict]:
 
 
 @pytest.mark.parametrize("backend", ["tflite", "tf"])
-def test_every_backend_agrees_with_training_time_evaluation(
-    tiny_bundle: Path, tiny_images: Path, backend: str
-):
+def test_every_backend_agrees_with_training_time_evaluation(tiny_bundle: Path, tiny_images: Path, backend: str):
     rows = bundle.evaluation(bundle.load(tiny_bundle))
     paths = [tiny_images / row["file"] for row in rows]
     result = run_cli("edge", "classify", "--model", tiny_bundle, "--backend", backend, "--json", *paths)
@@ -29,9 +27,7 @@ def test_every_backend_agrees_with_training_time_evaluation(
 
 
 def test_json_format_and_top_k_on_a_folder(tiny_bundle: Path, tiny_images: Path) -> None:
-    result = run_cli(
-        "edge", "classify", "--model", tiny_bundle, "--top_k", "2", "--json", tiny_images / "red"
-    )
+    result = run_cli("edge", "classify", "--model", tiny_bundle, "--top_k", "2", "--json", tiny_images / "red")
     records = _json_lines(result.stdout)
     assert len(records) == 40
     for record in records:
@@ -48,9 +44,7 @@ def test_plain_output_lists_labels_and_scores(tiny_bundle: Path, tiny_images: Pa
     assert sorted(line.split()[0] for line in lines[1:]) == ["blue", "green", "red"]
 
 
-def test_a_corrupt_image_is_reported_and_the_rest_classified(
-    tiny_bundle: Path, tiny_images: Path, tmp_path: Path
-):
+def test_a_corrupt_image_is_reported_and_the_rest_classified(tiny_bundle: Path, tiny_images: Path, tmp_path: Path):
     good = sorted((tiny_images / "green").iterdir())[:2]
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff garbage")

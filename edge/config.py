@@ -1,0 +1,44 @@
+"""The device's configuration: one typed definition behind `python -m edge run`'s flags and its
+YAML file. Secrets (the broker password) come from the environment, never from either."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from edge import protocol
+from edge.flags import Options
+
+
+class EdgeConfig(Options):
+    source: str = Field(description="v4l2:///dev/video0, 0, csi://0, rtsp://…, http://… (MJPEG), a file or folder")
+    model: Path = Field(description="model bundle directory")
+    broker: str = Field(
+        "mqtt://localhost:1883", description="mqtt://[user@]host[:port] or mqtts://…; password: EDGELOOP_MQTT_PASSWORD"
+    )
+    device_id: str = Field(description="this device's id in topics")
+    backend: str = Field("auto", description="tflite, tf, tensorrt or auto")
+    top_k: int = Field(3, ge=1, description="labels per prediction")
+    prefix: str = Field(protocol.DEFAULT_PREFIX, description="topic prefix")
+    publish: Literal["every", "change", "interval"] = Field(
+        "every", description="every frame, on label change, or at most every --interval-ms"
+    )
+    interval_ms: int = Field(1000, ge=1, description="for --publish interval")
+    loop: bool = Field(False, description="replay a file or folder source forever")
+    max_frames: int = Field(0, ge=0, description="stop after this many frames (0: never)")
+    state_dir: Path = Field(Path("~/.local/state/edgeloop").expanduser(), description="outbox and sequence numbers")
+    outbox_max_messages: int = Field(100_000, ge=1, description="messages kept while the broker is unreachable")
+    outbox_max_age_s: float = Field(7 * 86400, gt=0, description="oldest message kept while unreachable")
+    sample_threshold: float = Field(0.5, ge=0, le=1, description="frames whose top-1 score is below go to samples")
+    sample_random_share: float = Field(0.001, ge=0, le=1, description="share of other frames sent as samples")
+    samples_per_minute: int = Field(30, ge=0, description="samples rate limit")
+    telemetry_interval_s: float = Field(10, gt=0, description="seconds between telemetry messages")
+    keepalive_s: int = Field(30, ge=1, description="MQTT keepalive; the broker declares the device offline after 1.5x")
+    ca_file: Path | None = Field(None, description="CA certificate for mqtts:// (default: the system's)")
+
+    @field_validator("device_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        return protocol.check_id(value)

@@ -1,0 +1,54 @@
+"""A paho-mqtt 2.x client set up the way every edgeloop component wants it: MQTT v5, TLS and
+credentials from the broker URL, automatic reconnect with backoff."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.mqtt.url import BrokerAddress
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_S = 1
+RECONNECT_MAX_S = 10
+
+
+def make_client(
+    address: BrokerAddress,
+    client_id: str,
+    ca_file: Path | None = None,
+    manual_ack: bool = False,
+) -> mqtt.Client:
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    if address.tls:
+        client.tls_set(ca_certs=str(ca_file) if ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
+    client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    return client
+
+
+def connect_properties(session_expiry_s: int) -> Properties:
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry_s
+    return props
+
+
+def publish_properties(**values: object) -> Properties:
+    """PUBLISH properties, e.g. content_type="image/jpeg", user_properties=[("meta", "…")]."""
+    props = Properties(PacketTypes.PUBLISH)
+    for name, value in values.items():
+        setattr(props, "".join(part.capitalize() for part in name.split("_")), value)
+    return props

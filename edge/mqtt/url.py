@@ -1,0 +1,51 @@
+"""Broker URLs: `mqtt://[user:pass@]host[:port]` and `mqtts://…` (TLS). Secrets may also come from
+the environment (EDGELOOP_MQTT_USERNAME, EDGELOOP_MQTT_PASSWORD); `redact` is what gets logged."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from edge.flags import ConfigError
+
+USERNAME_ENV = "EDGELOOP_MQTT_USERNAME"
+PASSWORD_ENV = "EDGELOOP_MQTT_PASSWORD"
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+    def __str__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def parse(url: str) -> BrokerAddress:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ConfigError(f"broker URL must start with mqtt:// or mqtts://, not {redact(url)!r}")
+    if not parts.hostname:
+        raise ConfigError(f"broker URL has no host: {redact(url)!r}")
+    tls = parts.scheme == "mqtts"
+    try:
+        port = parts.port or (8883 if tls else 1883)
+    except ValueError as exc:
+        raise ConfigError(f"broker URL has a bad port: {redact(url)!r}") from exc
+    username = unquote(parts.username) if parts.username else os.environ.get(USERNAME_ENV)
+    password = unquote(parts.password) if parts.password else os.environ.get(PASSWORD_ENV)
+    return BrokerAddress(parts.hostname, port, tls, username, password)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()

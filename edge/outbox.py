@@ -1,0 +1,110 @@
+"""The outbox: every message that must reach the broker is written here first, and removed only
+when the broker has acknowledged it. A broker outage (or a restart of the device) therefore loses
+nothing within the bounds; past them the oldest messages are dropped and counted. It also keeps
+the prediction sequence number, so `seq` continues across restarts."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    qos INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+
+
+class Outbox:
+    def __init__(self, path: Path, max_messages: int = 100_000, max_age_s: float = 7 * 86400) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self.max_messages = max_messages
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def counter(self, name: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else 0
+
+    def append(self, messages: list[tuple[str, bytes, int]], counters: dict[str, int] | None = None) -> int:
+        """Store messages (and counter values) in one transaction; returns how many old ones were dropped."""
+        now = time.time()
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO messages (topic, payload, qos, created) VALUES (?, ?, ?, ?)",
+                [(topic, payload, qos, now) for topic, payload, qos in messages],
+            )
+            for name, value in (counters or {}).items():
+                self._set(name, value)
+            dropped = self._enforce_bounds(now)
+        if dropped:
+            log.warning("outbox full or stale: dropped %d oldest messages", dropped)
+        return dropped
+
+    def _set(self, name: str, value: int) -> None:
+        self._db.execute(
+            "INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def _enforce_bounds(self, now: float) -> int:
+        dropped = self._db.execute("DELETE FROM messages WHERE created < ?", (now - self.max_age_s,)).rowcount
+        excess = self._count() - self.max_messages
+        if excess > 0:
+            dropped += self._db.execute(
+                "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)", (excess,)
+            ).rowcount
+        if dropped:
+            total = self._db.execute("SELECT value FROM counters WHERE name = 'dropped'").fetchone()
+            self._set("dropped", (total[0] if total else 0) + dropped)
+        return dropped
+
+    def _count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+
+    def pending(self, after_id: int = 0, limit: int = 1000) -> list[Message]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, payload, qos FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+            ).fetchall()
+        return [Message(*row) for row in rows]
+
+    def remove(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._count()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

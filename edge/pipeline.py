@@ -1,0 +1,175 @@
+"""The streaming loop: newest frame -> classifier -> publish policy -> outbox, plus samples and
+telemetry. One bad frame or one failed publish is logged and counted; it never stops the loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+import cv2
+import numpy as np
+
+from edge import protocol
+from edge.classifier import Classifier, Prediction
+from edge.config import EdgeConfig
+from edge.publisher import Publisher
+from edge.samples import Sampler
+from edge.sources.capture import Capture
+from edge.telemetry import system_stats
+
+log = logging.getLogger(__name__)
+
+LATENCY_WINDOW = 1000
+
+
+class PublishPolicy:
+    """Every frame, when the top label changes, or at most once per interval."""
+
+    def __init__(self, mode: str, interval_ms: int) -> None:
+        self.mode = mode
+        self.interval_s = interval_ms / 1000
+        self._label: str | None = None
+        self._last = float("-inf")
+
+    def should_publish(self, label: str, now: float) -> bool:
+        if self.mode == "change":
+            changed, self._label = label != self._label, label
+            return changed
+        if self.mode == "interval":
+            if now - self._last < self.interval_s:
+                return False
+            self._last = now
+        return True
+
+
+class Pipeline:
+    def __init__(self, cfg: EdgeConfig, classifier: Classifier, capture: Capture, publisher: Publisher) -> None:
+        self.cfg = cfg
+        self.classifier = classifier
+        self.capture = capture
+        self.publisher = publisher
+        self.topics = publisher.topics
+        self.policy = PublishPolicy(cfg.publish, cfg.interval_ms)
+        self.sampler = Sampler(cfg.sample_threshold, cfg.sample_random_share, cfg.samples_per_minute)
+        self.counts = {"processed": 0, "published": 0, "errors": 0, "samples": 0}
+        self.infer_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.total_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._started = time.monotonic()
+
+    @property
+    def model(self) -> protocol.ModelRef:
+        meta = self.classifier.bundle.meta
+        return protocol.ModelRef(name=meta.name, version=meta.version)
+
+    def run(self, stop: threading.Event) -> None:
+        """Classify frames until `stop` is set, the source ends, or --max-frames is reached."""
+        self._started = time.monotonic()
+        while not stop.is_set():
+            frame = self.capture.next(timeout_s=0.5)
+            if frame is None:
+                if self.capture.ended:
+                    log.info("source ended after %d frames", self.counts["processed"])
+                    return
+                continue
+            try:
+                self._process(frame.image, frame.ts)
+            except Exception:
+                self.counts["errors"] += 1
+                log.exception("frame %d failed; carrying on", frame.index)
+            if self.cfg.max_frames and self.counts["processed"] >= self.cfg.max_frames:
+                return
+
+    def _process(self, image: np.ndarray, ts: float) -> None:
+        start = time.perf_counter()
+        probabilities = self.classifier.probabilities([image])[0]
+        infer_ms = (time.perf_counter() - start) * 1000
+        top = self.classifier.top_k(probabilities, self.cfg.top_k)
+        self.counts["processed"] += 1
+        self.infer_ms.append(infer_ms)
+        if not self.policy.should_publish(top[0].label, time.time()):
+            return
+        seq = self.publisher.next_seq()
+        scores = [protocol.Score(label=p.label, score=min(max(p.score, 0.0), 1.0)) for p in top]
+        total_ms = (time.time() - ts) * 1000
+        prediction = protocol.Prediction(
+            device_id=self.cfg.device_id,
+            seq=seq,
+            ts=ts,
+            model=self.model,
+            top_k=scores,
+            latency_ms=protocol.Latency(infer=round(infer_ms, 3), total=round(max(total_ms, 0.0), 3)),
+        )
+        self.publisher.submit(self.topics.predictions(self.cfg.device_id), prediction.encode(), seq)
+        self.total_ms.append(total_ms)
+        self.counts["published"] += 1
+        if reason := self.sampler.pick(top[0].score):
+            self._send_sample(image, ts, seq, top, reason)
+
+    def _send_sample(self, image: np.ndarray, ts: float, seq: int, top: list[Prediction], reason: str) -> None:
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            return
+        meta = protocol.SampleMeta(
+            device_id=self.cfg.device_id,
+            seq=seq,
+            ts=ts,
+            model=self.model,
+            top_k=[protocol.Score(label=p.label, score=p.score) for p in top],
+            reason=reason,
+        )
+        sent = self.publisher.publish_now(
+            self.topics.samples(self.cfg.device_id),
+            jpeg.tobytes(),
+            protocol.QOS_SAMPLES,
+            content_type="image/jpeg",
+            user_property=[(protocol.SAMPLE_META_PROPERTY, meta.model_dump_json())],
+        )
+        self.counts["samples"] += int(sent)
+
+    def telemetry(self) -> dict[str, object]:
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        infer = np.array(self.infer_ms) if self.infer_ms else np.zeros(1)
+        total = np.array(self.total_ms) if self.total_ms else np.zeros(1)
+        return {
+            "schema": protocol.SCHEMA,
+            "device_id": self.cfg.device_id,
+            "ts": time.time(),
+            "fps": round(self.counts["processed"] / elapsed, 2),
+            "backend": self.classifier.backend.name,
+            "model": self.model.model_dump(),
+            "latency_ms": {
+                "infer_p50": round(float(np.percentile(infer, 50)), 3),
+                "infer_p99": round(float(np.percentile(infer, 99)), 3),
+                "total_p50": round(float(np.percentile(total, 50)), 3),
+                "total_p99": round(float(np.percentile(total, 99)), 3),
+            },
+            "frames": {**self.capture.counts, **self.counts},
+            "samples": self.sampler.counts,
+            "outbox": {"pending": self.publisher.pending(), "dropped": self.publisher.outbox.counter("dropped")},
+            "mqtt": dict(self.publisher.counts),
+        }
+
+
+class TelemetryLoop(threading.Thread):
+    """Publishes the pipeline's figures and the system's readings every interval."""
+
+    def __init__(self, pipeline: Pipeline, interval_s: float, stop: threading.Event) -> None:
+        super().__init__(name="telemetry", daemon=True)
+        self.pipeline = pipeline
+        self.interval_s = interval_s
+        self.stop = stop
+
+    def run(self) -> None:
+        stats = system_stats()
+        topic = self.pipeline.topics.telemetry(self.pipeline.cfg.device_id)
+        try:
+            while not self.stop.wait(self.interval_s):
+                try:
+                    values = {**self.pipeline.telemetry(), "system": stats.read()}
+                    self.pipeline.publisher.publish_now(topic, protocol.telemetry(values), protocol.QOS_TELEMETRY)
+                except Exception:
+                    log.exception("telemetry failed; carrying on")
+        finally:
+            stats.close()

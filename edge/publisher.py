@@ -1,0 +1,184 @@
+"""The device's MQTT side: predictions and samples flow through the outbox to the broker at QoS 1
+and leave the outbox only when acknowledged; status is retained with an `offline` last will;
+telemetry is QoS 0 and skipped (and counted) while disconnected. paho's network thread reconnects
+with backoff and re-sends unacknowledged QoS 1 messages; the outbox covers a restart of the device."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from edge import protocol
+from edge.mqtt.client import make_client, publish_properties
+from edge.mqtt.url import BrokerAddress
+from edge.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+WINDOW = 1000  # messages handed to paho and not yet acknowledged
+SEQ_COUNTER = "seq"
+
+
+class Publisher:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        device_id: str,
+        topics: protocol.Topics,
+        outbox: Outbox,
+        status: Callable[[str], protocol.Status],
+        ca_file: Path | None = None,
+        keepalive_s: int = 30,
+    ) -> None:
+        self.address = address
+        self.device_id = device_id
+        self.topics = topics
+        self.outbox = outbox
+        self._status = status
+        self._queue: queue.Queue[tuple[str, bytes, int, dict | None]] = queue.Queue()
+        self._connected = threading.Event()
+        self._stop = threading.Event()
+        self._acked_mids: list[int] = []  # appended by paho's thread, drained by ours
+        self._handed: dict[int, int] = {}  # paho mid -> outbox id; only the publisher thread touches it
+        self._last_handed = 0
+        self._ack_lock = threading.Lock()  # never held while calling into paho (paho calls us under its locks)
+        self._seq_lock = threading.Lock()
+        self._seq = outbox.counter(SEQ_COUNTER)
+        self.counts = {"published": 0, "acked": 0, "skipped_offline": 0, "outbox_errors": 0, "reconnects": 0}
+        self._client = make_client(address, f"edgeloop-{device_id}", ca_file)
+        self._client.max_inflight_messages_set(100)
+        self._client.will_set(topics.status(device_id), status("offline").encode(), protocol.QOS_STATUS, True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+        self._keepalive = keepalive_s
+        self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
+
+    def next_seq(self) -> int:
+        """The next prediction's sequence number (persisted with the prediction in the outbox)."""
+        with self._seq_lock:
+            self._seq += 1
+            return self._seq
+
+    def start(self) -> None:
+        log.info("connecting to %s as %s", self.address, self.device_id)
+        self._client.connect_async(self.address.host, self.address.port, self._keepalive)
+        self._client.loop_start()
+        self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def submit(self, topic: str, payload: bytes, seq: int | None = None) -> None:
+        """Queue a QoS 1 message for the outbox; `seq` marks a prediction, to persist the counter."""
+        self._queue.put((topic, payload, protocol.QOS_PREDICTIONS, {SEQ_COUNTER: seq} if seq is not None else None))
+
+    def publish_now(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, **properties) -> bool:
+        """Send outside the outbox (telemetry, status, samples): skipped and counted when offline."""
+        if not self.connected:
+            self.counts["skipped_offline"] += 1
+            return False
+        props = publish_properties(**properties) if properties else None
+        info = self._client.publish(topic, payload, qos, retain, props)
+        return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the connection: %s", reason_code)
+            return
+        log.info("connected to %s", self.address)
+        client.publish(self.topics.status(self.device_id), self._status("online").encode(), protocol.QOS_STATUS, True)
+        self._connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self._connected.is_set():
+            self.counts["reconnects"] += 1
+            log.warning("disconnected from %s (%s); reconnecting", self.address, reason_code)
+        self._connected.clear()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._ack_lock:
+            self._acked_mids.append(mid)
+
+    def _store(self, block_s: float) -> None:
+        """Move queued messages into the outbox, in one transaction."""
+        batch = []
+        try:
+            batch.append(self._queue.get(timeout=block_s))
+            while len(batch) < 5000:
+                batch.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        if not batch:
+            return
+        counters = {}
+        for *_, counter in batch:
+            if counter:
+                counters.update(counter)
+        try:
+            self.outbox.append([(t, p, q) for t, p, q, _ in batch], counters)
+        except Exception:
+            self.counts["outbox_errors"] += 1
+            log.exception("outbox write failed; %d messages lost", len(batch))
+
+    def _hand_over(self) -> None:
+        """Give paho the next messages from the outbox, in order, keeping at most WINDOW unacknowledged."""
+        with self._ack_lock:
+            mids, self._acked_mids = self._acked_mids, []
+        # Every mid handed over earlier is registered by now; others are status, sample or telemetry mids.
+        acked = [self._handed.pop(mid) for mid in mids if mid in self._handed]
+        self.outbox.remove(acked)
+        self.counts["acked"] += len(acked)
+        room = WINDOW - len(self._handed)
+        if room <= 0 or not self.connected:
+            return
+        for message in self.outbox.pending(self._last_handed, room):
+            info = self._client.publish(message.topic, message.payload, message.qos)
+            if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
+                log.warning("publish refused (%s); will retry", mqtt.error_string(info.rc))
+                return
+            self._handed[info.mid] = message.id
+            self._last_handed = message.id
+            self.counts["published"] += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set() or not self._queue.empty():
+            self._store(0.02)
+            self._hand_over()
+
+    def pending(self) -> int:
+        return len(self.outbox) + self._queue.qsize()
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until everything queued has been acknowledged (or the timeout passes)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.pending() == 0 and self.connected:
+                return True
+            time.sleep(0.02)
+        return self.pending() == 0
+
+    def stop(self, flush_s: float = 5.0) -> None:
+        """Flush, announce `offline` (retained) and disconnect; what is left stays in the outbox."""
+        self.flush(flush_s)
+        self._stop.set()
+        self._thread.join()
+        self._hand_over()
+        if self.connected:
+            info = self._client.publish(
+                self.topics.status(self.device_id), self._status("offline").encode(), protocol.QOS_STATUS, True
+            )
+            info.wait_for_publish(timeout=2)
+        self._client.disconnect()
+        self._client.loop_stop()
+        left = len(self.outbox)
+        if left:
+            log.warning("%d messages stay in the outbox for the next start", left)
+        self.outbox.close()

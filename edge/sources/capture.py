@@ -1,0 +1,104 @@
+"""Capture in its own thread. A live source always hands inference the newest frame (a frame
+replaced before it was taken is counted as dropped); a file hands over every frame. A source
+that fails is reopened with backoff; bad frames are skipped and counted; nothing stops capture
+but the end of a file (unless looping) or `stop()`."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from edge.sources.base import BadFrame, EndOfStream, Frame, Source, SourceError
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 10.0
+
+
+class Capture:
+    def __init__(self, source: Source, loop: bool = False) -> None:
+        self.source = source
+        self.loop = loop
+        self.counts = {"frames": 0, "dropped": 0, "bad_frames": 0, "reopens": 0}
+        self._slot: Frame | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+
+    def start(self) -> Capture:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join(timeout=5)
+
+    def next(self, timeout_s: float = 1.0) -> Frame | None:
+        """The newest frame, or None if none came within the timeout or the stream has ended."""
+        with self._cond:
+            if self._slot is None and not self._ended:
+                self._cond.wait(timeout_s)
+            frame, self._slot = self._slot, None
+            self._cond.notify_all()
+            return frame
+
+    @property
+    def ended(self) -> bool:
+        with self._cond:
+            return self._ended and self._slot is None
+
+    def _put(self, frame: Frame) -> None:
+        with self._cond:
+            if not self.source.live:
+                while self._slot is not None and not self._stop.is_set():
+                    self._cond.wait(0.1)
+            if self._slot is not None:
+                self.counts["dropped"] += 1
+            self._slot = frame
+            self.counts["frames"] += 1
+            self._cond.notify_all()
+
+    def _open(self) -> bool:
+        """Open the source, retrying with backoff until it opens or capture is stopped."""
+        delay = BACKOFF_MIN_S
+        while not self._stop.is_set():
+            try:
+                self.source.open()
+                log.log(logging.DEBUG if self.counts["frames"] else logging.INFO, "opened %s", self.source)
+                return True
+            except SourceError as exc:
+                log.warning("%s; retrying in %.1fs", exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+        return False
+
+    def _run(self) -> None:
+        index = 0
+        while self._open():
+            try:
+                while not self._stop.is_set():
+                    try:
+                        image = self.source.read()
+                    except BadFrame as exc:
+                        self.counts["bad_frames"] += 1
+                        log.warning("skipping a bad frame: %s", exc)
+                        continue
+                    self._put(Frame(image, time.time(), index))
+                    index += 1
+            except EndOfStream:
+                if not self.loop:
+                    break
+            except SourceError as exc:
+                self.counts["reopens"] += 1
+                log.warning("%s; reopening", exc)
+            finally:
+                self.source.close()
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+        log.info("capture of %s ended: %s", self.source, self.counts)

@@ -1,0 +1,92 @@
+"""A real Mosquitto broker for the tests, on a free port, with persistence so that a restart keeps
+sessions and queued messages; and a subscriber that records what arrives, independent of ours."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class Mosquitto:
+    def __init__(self, workdir: Path) -> None:
+        if not shutil.which("mosquitto"):
+            raise RuntimeError("mosquitto is not installed (make test installs it)")
+        self.dir = workdir
+        self.port = free_port()
+        self.url = f"mqtt://127.0.0.1:{self.port}"
+        (workdir / "data").mkdir(parents=True, exist_ok=True)
+        self.conf = workdir / "mosquitto.conf"
+        self.conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            f"persistence_location {workdir / 'data'}/\nuser root\nmax_queued_messages 0\n"
+            f"log_dest file {workdir / 'mosquitto.log'}\n"
+        )
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> Mosquitto:
+        self._proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stderr=subprocess.PIPE)
+        wait_for(self._accepting, 10, f"mosquitto on port {self.port}")
+        return self
+
+    def _accepting(self) -> bool:
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(10)
+
+
+class Recorder:
+    """A paho subscriber with a persistent session that records every message it receives."""
+
+    def __init__(self, url: str, topic: str, client_id: str = "test-recorder") -> None:
+        port = int(url.rsplit(":", 1)[1])
+        self.messages: list[mqtt.MQTTMessage] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self.client.reconnect_delay_set(0.2, 1)
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        self.client.connect("127.0.0.1", port, keepalive=5, clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append(message)
+
+    def on(self, suffix: str) -> list[mqtt.MQTTMessage]:
+        with self._lock:
+            return [m for m in self.messages if m.topic.endswith(suffix)]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
