@@ -12,7 +12,9 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -153,6 +155,8 @@ def read_meta(path: Path) -> ModelMeta:
         return ModelMeta.model_validate_json((Path(path) / MODEL_JSON).read_bytes())
     except FileNotFoundError as exc:
         raise BundleError(f"{path} is not a model bundle: no {MODEL_JSON}") from exc
+    except OSError as exc:
+        raise BundleError(f"{path} is not a model bundle directory: {exc.strerror}") from exc
     except ValidationError as exc:
         raise BundleError(f"{path}/{MODEL_JSON} is not valid: {exc}") from exc
 
@@ -162,19 +166,28 @@ def load(path: Path | str, verify: bool = True) -> Bundle:
     path = Path(path)
     meta = read_meta(path)
     if verify:
-        for name in REQUIRED:
-            if name not in meta.files:
-                raise BundleError(f"{path}: {name} is missing from the bundle")
-        for name, expected in meta.files.items():
-            target = path / name
-            if not target.is_file():
-                raise BundleError(f"{path}: {name} is listed in {MODEL_JSON} but missing")
-            if sha256_file(target) != expected:
-                raise BundleError(f"{path}: {name} does not match its sha256 in {MODEL_JSON} (altered?)")
-        labels = (path / LABELS_TXT).read_text().splitlines()
-        if labels != meta.labels:
-            raise BundleError(f"{path}: {LABELS_TXT} disagrees with the labels in {MODEL_JSON}")
+        try:
+            _verify(path, meta)
+        except OSError as exc:
+            raise BundleError(f"{path}: cannot read the bundle: {exc}") from exc
     return Bundle(path, meta)
+
+
+def _verify(path: Path, meta: ModelMeta) -> None:
+    for name in REQUIRED:
+        if name not in meta.files:
+            raise BundleError(f"{path}: {name} is missing from the bundle")
+    for name, expected in meta.files.items():
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise BundleError(f"{path}: {MODEL_JSON} lists a file outside the bundle: {name!r}")
+        target = path / name
+        if not target.is_file():
+            raise BundleError(f"{path}: {name} is listed in {MODEL_JSON} but missing")
+        if sha256_file(target) != expected:
+            raise BundleError(f"{path}: {name} does not match its sha256 in {MODEL_JSON} (altered?)")
+    labels = (path / LABELS_TXT).read_text().splitlines()
+    if labels != meta.labels:
+        raise BundleError(f"{path}: {LABELS_TXT} disagrees with the labels in {MODEL_JSON}")
 
 
 def evaluation(bundle: Bundle) -> list[dict[str, object]]:
@@ -192,28 +205,51 @@ def pack(path: Path, archive: Path | None = None) -> Path:
     return archive
 
 
+def _check_members(archive: Path, members: list[tarfile.TarInfo]) -> str:
+    """Refuse links, devices, absolute or escaping paths and oversized archives; return the root folder."""
+    total = 0
+    roots = set()
+    for m in members:
+        parts = Path(m.name).parts
+        if not parts or m.name.startswith("/") or ".." in parts:
+            raise BundleError(f"{archive}: unsafe member path {m.name!r}")
+        if not (m.isfile() or m.isdir()):
+            raise BundleError(f"{archive}: member {m.name!r} is not a plain file")
+        total += m.size
+        if total > MAX_ARCHIVE_BYTES:
+            raise BundleError(f"{archive}: members exceed {MAX_ARCHIVE_BYTES} bytes")
+        roots.add(parts[0])
+    if len(roots) != 1:
+        raise BundleError(f"{archive}: expected one top-level folder, found {sorted(roots)}")
+    return roots.pop()
+
+
 def unpack(archive: Path, dest: Path) -> Bundle:
-    """Extract and verify an archive; refuse links, absolute or escaping paths and oversized members."""
+    """Extract an archive beside `dest/<bundle>`, verify it there, then move it into place: a bundle
+    that fails any check leaves nothing behind, and never mixes with an older one."""
     dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest))
     try:
         with tarfile.open(archive, "r:gz") as tar:
             members = tar.getmembers()
-            total = 0
-            roots = set()
+            root = _check_members(Path(archive), members)
             for m in members:
-                parts = Path(m.name).parts
-                if m.name.startswith("/") or ".." in parts or not parts:
-                    raise BundleError(f"{archive}: unsafe member path {m.name!r}")
-                if not (m.isfile() or m.isdir()):
-                    raise BundleError(f"{archive}: member {m.name!r} is not a plain file")
-                total += m.size
-                if total > MAX_ARCHIVE_BYTES:
-                    raise BundleError(f"{archive}: members exceed {MAX_ARCHIVE_BYTES} bytes")
-                roots.add(parts[0])
-            if len(roots) != 1:
-                raise BundleError(f"{archive}: expected one top-level folder, found {sorted(roots)}")
-            dest.mkdir(parents=True, exist_ok=True)
-            tar.extractall(dest, members=members)
+                m.mode = 0o755 if m.isdir() else 0o644  # no setuid or world-writable files from an archive
+                m.uid = m.gid = 0
+                m.uname = m.gname = ""
+            # The "data" filter (Python 3.10.12+) re-checks what _check_members did.
+            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(staging, members=members, **extra)
+        load(staging / root)
+        final = dest / root
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=".old-", dir=dest))
+            final.rename(old / root)
+            shutil.rmtree(old, ignore_errors=True)
+        (staging / root).rename(final)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"{archive}: not a readable bundle archive: {exc}") from exc
-    return load(dest / roots.pop())
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load(final)

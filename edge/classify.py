@@ -19,16 +19,27 @@ def add_parser(subparsers: SubParsers) -> None:
     p = subparsers.add_parser("classify", help="classify images or folders with a model bundle")
     p.add_argument("--model", required=True, type=Path, help="model bundle directory")
     p.add_argument("--backend", default="auto", choices=["auto", *backends.REGISTRY], help="default: auto")
-    p.add_argument("--top-k", "--top_k", type=int, default=5, dest="top_k")
+    p.add_argument("--top-k", "--top_k", type=_positive, default=5, dest="top_k", help="labels per image (default: 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument("paths", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
     p.set_defaults(func=run)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
+    paths = images.expand_paths(args.paths)
+    if not paths:
+        print(f"error: no images in {' '.join(map(str, args.paths))}", file=sys.stderr)
+        return 2
     classifier = Classifier(bundle.load(args.model), args.backend)
     failed = 0
-    for path in images.expand_paths(args.paths):
+    for path in paths:
         try:
             frame = images.read_rgb(path)
         except images.ImageError as exc:

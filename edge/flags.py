@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 
 class Options(BaseModel):
@@ -22,6 +22,11 @@ class Options(BaseModel):
     @classmethod
     def _either_spelling(cls, data: object) -> object:
         return normalise_keys(data) if isinstance(data, dict) else data
+
+    @field_validator("*")
+    @classmethod
+    def _expand_home(cls, value: object) -> object:
+        return value.expanduser() if isinstance(value, Path) else value
 
 
 class ConfigError(ValueError):
@@ -42,7 +47,9 @@ def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> 
         default = "" if field.is_required() else f" (default: {field.get_default(call_default_factory=True)})"
         help_text = f"{field.description or ''}{default}"
         if field.annotation is bool:
-            parser.add_argument(*flags, dest=name, action="store_true", default=argparse.SUPPRESS, help=help_text)
+            parser.add_argument(
+                *flags, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
         else:
             parser.add_argument(
                 *flags,

@@ -28,7 +28,7 @@ def decode_rgb(data: bytes) -> np.ndarray:
     """Decode encoded bytes to an RGB uint8 array; a truncated JPEG is an error, not a grey half-image."""
     if not data:
         raise ImageError("empty file")
-    if data.startswith(_JPEG_START) and _JPEG_END not in data[-4096:]:
+    if data.startswith(_JPEG_START) and data.rfind(_JPEG_END) < len(_JPEG_START):
         raise ImageError("truncated JPEG (no end-of-image marker)")
     try:
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

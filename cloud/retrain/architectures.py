@@ -59,11 +59,13 @@ def parse(name: str) -> Architecture:
     if m := re.fullmatch(r"mobilenet_(1\.0|0\.75|0\.50?|0\.25)_(\d+)", name):
         alpha, size = m.group(1), int(m.group(2))
         if size in MOBILENET_V1_SIZES:
-            return _mobilenet_tf_mode(name, size, apps.MobileNet, alpha=float(alpha))
+            canonical = f"mobilenet_{'0.50' if alpha.startswith('0.5') else alpha}_{size}"
+            return _mobilenet_tf_mode(canonical, size, apps.MobileNet, alpha=float(alpha))
     if m := re.fullmatch(r"mobilenet_v2(?:_(\d\.\d+)_(\d+))?", name):
         alpha, size = float(m.group(1) or 1.0), int(m.group(2) or 224)
         if size in MOBILENET_V2_SIZES and alpha in map(float, MOBILENET_V2_ALPHAS):
-            return _mobilenet_tf_mode(name, size, apps.MobileNetV2, alpha=alpha)
+            canonical = f"mobilenet_v2_{'0.50' if alpha == 0.5 else alpha}_{size}"
+            return _mobilenet_tf_mode(canonical, size, apps.MobileNetV2, alpha=alpha)
     if name in ("mobilenet_v3_small", "mobilenet_v3_large"):
         constructor = apps.MobileNetV3Small if name.endswith("small") else apps.MobileNetV3Large
         return _mobilenet_tf_mode(name, 224, constructor, include_preprocessing=False)
@@ -87,7 +89,12 @@ def load_base(arch: Architecture, weights: str, seed: int) -> keras.Model:
     """The frozen base: ImageNet weights from Keras, none (random, seeded) or a local weights file."""
     keras.utils.set_random_seed(seed)
     if weights == "imagenet":
-        return arch.base("imagenet")
+        try:
+            return arch.base("imagenet")
+        except Exception as exc:  # Keras raises a bare Exception when the download fails
+            raise RetrainError(
+                f"cannot get the ImageNet weights of {arch.name} ({exc}); offline, pass a local file: --weights PATH"
+            ) from exc
     if weights == "none":
         return arch.base(None)
     path = Path(weights).expanduser()

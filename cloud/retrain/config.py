@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.flags import Options
+from edge.protocol import check_id
 
 
 class RetrainConfig(Options):
@@ -46,6 +47,11 @@ class RetrainConfig(Options):
     bottleneck_batch_size: int = Field(64, ge=1, description="images per forward pass of the base")
     workers: int = Field(4, ge=1, description="threads decoding images")
     print_misclassified_test_images: bool = Field(False, description="log every misclassified test image")
+
+    @field_validator("name", "version")
+    @classmethod
+    def _safe_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_id(value, "name or version")
 
     @model_validator(mode="after")
     def _split_fits(self) -> RetrainConfig:

@@ -33,13 +33,15 @@ def save_model(model: keras.Model, path: Path, input_name: str, output_name: str
     archive.write_out(str(path), verbose=False)
 
 
-def to_tflite(saved_model: Path, quantization: str, calibration: np.ndarray) -> bytes:
+def to_tflite(saved_model: Path, quantization: str, calibration: np.ndarray | None = None) -> bytes:
     """Convert; int8 is post-training quantization calibrated on (a sample of) training images."""
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantization == "int8":
+        if calibration is None or not len(calibration):
+            raise ValueError("int8 quantization needs calibration images")
 
         def representative() -> Iterator[list[np.ndarray]]:
             for image in calibration[:CALIBRATION_IMAGES]:

@@ -4,6 +4,7 @@ does, on random batches of bottlenecks; accuracy and cross-entropy go to TensorB
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class Summaries:
     def __init__(self, root: Path | None) -> None:
         self._writers = {}
         if root is not None:
+            for kind in ("train", "validation"):  # retrain.py starts each run with empty summaries
+                shutil.rmtree(Path(root) / kind, ignore_errors=True)
             self._writers = {k: tf.summary.create_file_writer(str(Path(root) / k)) for k in ("train", "validation")}
 
     def scalars(self, kind: str, step: int, **values: float) -> None:

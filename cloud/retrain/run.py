@@ -42,7 +42,10 @@ class _Data:
         """Decoded images of these records: kept from the bottleneck pass, or read again."""
         if self.bn.pixels is not None:
             return self.bn.pixels[indices]
-        frames = [images.fit(images.read_rgb(self.dataset.records[i].path), size, size) for i in indices]
+        try:
+            frames = [images.fit(images.read_rgb(self.dataset.records[i].path), size, size) for i in indices]
+        except images.ImageError as exc:
+            raise RetrainError(f"an image changed or vanished during training: {exc}") from exc
         return np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
 
 
@@ -149,13 +152,14 @@ def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
     started = datetime.now(timezone.utc)
     arch = architectures.parse(cfg.architecture)
     dataset = scan(cfg.image_dir, cfg.validation_percentage, cfg.testing_percentage)
-    staging = _staging_dir(cfg.output_dir)
+    output_dir = cfg.output_dir.resolve()
+    staging = _staging_dir(output_dir)
     try:
         meta = _retrain_into(cfg, dataset, arch, staging, started)
+        _publish(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _publish(staging, cfg.output_dir)
     return meta
 
 
@@ -200,7 +204,11 @@ def _export(
         for i in test[predicted[test] != y[test]]:
             log.info("misclassified: %s as %s", dataset.records[i].path, labels[predicted[i]])
     export.save_model(model, staging / bundle.SAVED_MODEL, "image", "final_result")
-    calibration = data.pixels(np.random.default_rng(cfg.seed).permutation(train)[:200], arch.size)
+    calibration = (
+        data.pixels(np.random.default_rng(cfg.seed).permutation(train)[: export.CALIBRATION_IMAGES], arch.size)
+        if cfg.quantization == "int8"
+        else None
+    )
     tflite = export.to_tflite(staging / bundle.SAVED_MODEL, cfg.quantization, calibration)
     (staging / bundle.TFLITE).write_bytes(tflite)
     evaluation = [

@@ -72,3 +72,15 @@ def test_a_weights_file_with_the_imagenet_top_is_cut_at_the_pooling() -> None:
     arch = architectures.parse("mobilenet_0.25_128")
     extractor = architectures.feature_extractor(arch, architectures.load_base(arch, str(MOBILENET_025_128_TOP), 0))
     assert extractor.output_shape == (None, 256)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "canonical"),
+    [
+        ("mobilenet_0.5_160", "mobilenet_0.50_160"),
+        ("mobilenet_v2", "mobilenet_v2_1.0_224"),
+        ("MobileNet_1.0_224", "mobilenet_1.0_224"),
+    ],
+)
+def test_one_network_has_one_name(spelling: str, canonical: str) -> None:
+    assert architectures.parse(spelling).name == canonical

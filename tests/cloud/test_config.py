@@ -58,3 +58,19 @@ def test_yaml_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
     path.write_text("- just\n- a list\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         read_yaml(path)
+
+
+@pytest.mark.parametrize("value", ["../x", "a/b", "+", "v 2"])
+def test_names_and_versions_that_would_break_paths_or_topics_are_rejected(value: str) -> None:
+    with pytest.raises(ConfigError, match="name or version"):
+        build(RetrainConfig, {"image_dir": "x", "version": value})
+
+
+def test_a_flag_turns_off_what_yaml_turned_on_and_home_is_expanded(tmp_path: Path) -> None:
+    path = tmp_path / "retrain.yaml"
+    path.write_text("image_dir: ~/photos\nflip_left_right: true\n")
+    parser = argparse.ArgumentParser()
+    add_model_flags(parser, RetrainConfig)
+    cfg = build(RetrainConfig, read_yaml(path), vars(parser.parse_args(["--no-flip-left-right"])))
+    assert cfg.flip_left_right is False
+    assert cfg.image_dir == Path.home() / "photos"

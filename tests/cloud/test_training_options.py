@@ -45,18 +45,30 @@ def test_crop_scale_brightness_change_pixels_but_not_shape() -> None:
     assert not np.array_equal(first, second)
 
 
-def test_distorted_training_bypasses_the_cache_for_training_images(tiny_images, tiny_flags, tmp_path) -> None:
+def test_distorted_batches_are_computed_afresh_not_read_from_the_cache(tiny_images, tiny_flags, tmp_path) -> None:
+    from cloud.retrain import run
+    from cloud.retrain.dataset import scan
+
+    cfg = RetrainConfig(
+        image_dir=tiny_images, bottleneck_dir=tmp_path, **{**tiny_flags, "train_batch_size": 16}, random_brightness=30
+    )
+    arch = architectures.parse(cfg.architecture)
+    base = architectures.load_base(arch, cfg.weights, 0)
+    extractor = architectures.feature_extractor(arch, base)
+    data = run._bottlenecks(cfg, scan(tiny_images, 20, 20), arch, base, extractor)
+    plain = cfg.model_copy(update={"random_brightness": 0})
+    distorted = run._batches(cfg, data, extractor, arch.size)(np.random.default_rng(1))
+    cached = run._batches(plain, data, extractor, arch.size)(np.random.default_rng(1))
+    np.testing.assert_array_equal(distorted[1], cached[1])
+    assert not np.allclose(distorted[0], cached[0], atol=1e-3)
+
+
+def test_distorted_training_makes_a_working_bundle(tiny_images, tiny_flags, tmp_path) -> None:
     trained = _train(
-        tiny_images,
-        tiny_flags,
-        tmp_path,
-        flip_left_right=True,
-        random_brightness=10,
-        how_many_training_steps=20,
+        tiny_images, tiny_flags, tmp_path, flip_left_right=True, random_brightness=10, how_many_training_steps=20
     )
     assert trained.meta.training["flip_left_right"] is True
     assert trained.meta.metrics.tflite.agreement == 1.0
-    assert trained.meta.bottlenecks.computed == 120
 
 
 def test_unfreeze_top_picks_the_last_weighted_layers(tiny_weights: Path) -> None:

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import tarfile
 from pathlib import Path
@@ -107,3 +108,41 @@ def test_unpack_of_garbage_is_a_bundle_error(tmp_path: Path) -> None:
     archive.write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(bundle.BundleError, match="not a readable"):
         bundle.unpack(archive, tmp_path / "out")
+
+
+def test_unpack_masks_modes_and_replaces_an_older_bundle(tiny_bundle: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "b.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(tiny_bundle.rglob("*")):
+            info = tar.gettarinfo(path, arcname=f"{tiny_bundle.name}/{path.relative_to(tiny_bundle)}")
+            info.mode = 0o4777 if info.isfile() else 0o777
+            with open(path, "rb") if info.isfile() else open(os.devnull, "rb") as f:
+                tar.addfile(info, f if info.isfile() else None)
+    stale = tmp_path / "out" / tiny_bundle.name / "stale.txt"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("from an older version")
+    unpacked = bundle.unpack(archive, tmp_path / "out")
+    assert not stale.exists()
+    assert (unpacked.path / "model.tflite").stat().st_mode & 0o7777 == 0o644
+
+
+def test_a_failed_unpack_leaves_nothing_behind(copy: Path, tmp_path: Path) -> None:
+    (copy / "labels.txt").write_text("tampered\n")
+    archive = bundle.pack(copy, tmp_path / "bad.tar.gz")
+    with pytest.raises(bundle.BundleError, match="sha256"):
+        bundle.unpack(archive, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_files_outside_the_bundle_are_refused(copy: Path) -> None:
+    meta = json.loads((copy / "model.json").read_text())
+    meta["files"]["../../etc/hostname"] = "0" * 64
+    (copy / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(bundle.BundleError, match="outside the bundle"):
+        bundle.load(copy)
+
+
+def test_an_archive_given_as_a_folder_is_a_clear_error(tiny_bundle: Path, tmp_path: Path) -> None:
+    archive = bundle.pack(tiny_bundle, tmp_path / "b.tar.gz")
+    with pytest.raises(bundle.BundleError, match="not a model bundle directory"):
+        bundle.load(archive)

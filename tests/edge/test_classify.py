@@ -63,3 +63,12 @@ def test_a_tampered_bundle_is_refused(tiny_bundle: Path, tiny_images: Path, tmp_
     assert "error:" in result.stderr
     assert "labels.txt does not match its sha256" in result.stderr
     assert result.stdout == ""
+
+
+def test_no_images_or_a_bad_top_k_is_a_clear_error(tiny_bundle: Path, tmp_path: Path) -> None:
+    result = run_cli("edge", "classify", "--model", tiny_bundle, tmp_path, check=False)
+    assert result.returncode == 2
+    assert "no images in" in result.stderr
+    result = run_cli("edge", "classify", "--model", tiny_bundle, "--top-k", "0", tmp_path, check=False)
+    assert result.returncode == 2
+    assert "must be 1 or more" in result.stderr

@@ -53,3 +53,8 @@ def test_expand_paths_walks_folders_for_images_only(tmp_path: Path, jpeg: Path) 
     (sub / "notes.txt").write_text("x")
     explicit = tmp_path / "explicit.txt"
     assert images.expand_paths([tmp_path, explicit]) == [jpeg, sub / "b.PNG", explicit]
+
+
+def test_a_jpeg_with_data_after_its_end_marker_is_fine(jpeg: Path) -> None:
+    trailer = jpeg.read_bytes() + b"\x00" * 10_000  # what Motion Photos and some cameras append
+    assert images.decode_rgb(trailer).shape == (96, 96, 3)
