@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge import classify, command, run
+from edge import bench, classify, command, run
 from edge.backends import BackendUnavailable
 from edge.bundle import BundleError
 from edge.flags import ConfigError
@@ -13,7 +13,7 @@ def main(argv: list[str] | None = None) -> int:
     return command.main(
         "python -m edge",
         __doc__,
-        [classify.add_parser, run.add_parser],
+        [classify.add_parser, run.add_parser, bench.add_parser],
         (BundleError, BackendUnavailable, ConfigError, SourceError),
         argv,
     )

@@ -48,12 +48,11 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def fit(frame: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize an RGB frame to the model's input size (area when shrinking, bilinear when growing)."""
-    h, w = frame.shape[:2]
-    if (h, w) == (height, width):
+    """Resize an RGB frame to the model's input size. Bilinear, as TensorFlow and jetson-inference
+    resize: a tenth of the cost of area averaging (0.1 ms against 1.4 ms for 640x480 here)."""
+    if frame.shape[:2] == (height, width):
         return frame
-    interpolation = cv2.INTER_AREA if h * w > height * width else cv2.INTER_LINEAR
-    return cv2.resize(frame, (width, height), interpolation=interpolation)
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:

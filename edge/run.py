@@ -40,36 +40,47 @@ def run(args: argparse.Namespace) -> int:
     return serve(cfg)
 
 
-def serve(cfg: EdgeConfig, stop: threading.Event | None = None) -> int:
-    stop = stop or threading.Event()
-    classifier = Classifier(bundle.load(cfg.model), cfg.backend)
-    topics = protocol.Topics(cfg.prefix)
+class Runtime:
+    """The device's parts wired together: bundle, backend, source, outbox, publisher, pipeline."""
 
-    def status(state: str) -> protocol.Status:
-        meta = classifier.bundle.meta
+    def __init__(self, cfg: EdgeConfig) -> None:
+        self.cfg = cfg
+        self.classifier = Classifier(bundle.load(cfg.model), cfg.backend)
+        outbox = Outbox(cfg.state_dir / f"outbox-{cfg.device_id}.sqlite", cfg.outbox_max_messages, cfg.outbox_max_age_s)
+        topics = protocol.Topics(cfg.prefix)
+        self.publisher = Publisher(
+            url.parse(cfg.broker), cfg.device_id, topics, outbox, self.status, cfg.ca_file, cfg.keepalive_s
+        )
+        self.capture = Capture(create_source(cfg.source), loop=cfg.loop)
+        self.pipeline = Pipeline(cfg, self.classifier, self.capture, self.publisher)
+
+    def status(self, state: str) -> protocol.Status:
+        meta = self.classifier.bundle.meta
         return protocol.Status(
             state=state,
             ts=time.time(),
             model=protocol.ModelRef(name=meta.name, version=meta.version),
-            backend=classifier.backend.name,
+            backend=self.classifier.backend.name,
         )
 
-    outbox = Outbox(cfg.state_dir / f"outbox-{cfg.device_id}.sqlite", cfg.outbox_max_messages, cfg.outbox_max_age_s)
-    publisher = Publisher(url.parse(cfg.broker), cfg.device_id, topics, outbox, status, cfg.ca_file, cfg.keepalive_s)
-    capture = Capture(create_source(cfg.source), loop=cfg.loop)
-    pipeline = Pipeline(cfg, classifier, capture, publisher)
+    def run(self, stop: threading.Event) -> None:
+        self.publisher.start()
+        self.capture.start()
+        TelemetryLoop(self.pipeline, self.cfg.telemetry_interval_s, stop).start()
+        log.info("running %s on %s with %s", self.classifier.bundle, self.capture.source, self.classifier.backend.name)
+        try:
+            self.pipeline.run(stop)
+        finally:
+            stop.set()
+            self.capture.stop()
+            self.publisher.stop(FLUSH_S)
+        log.info("stopped: %s", self.pipeline.counts)
+
+
+def serve(cfg: EdgeConfig) -> int:
+    stop = threading.Event()
+    runtime = Runtime(cfg)
     for signum in (signal.SIGTERM, signal.SIGINT):
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signum, lambda *_: stop.set())
-    publisher.start()
-    capture.start()
-    TelemetryLoop(pipeline, cfg.telemetry_interval_s, stop).start()
-    log.info("running %s on %s with %s", classifier.bundle, capture.source, classifier.backend.name)
-    try:
-        pipeline.run(stop)
-    finally:
-        stop.set()
-        capture.stop()
-        publisher.stop(FLUSH_S)
-    log.info("stopped: %s", pipeline.counts)
+        signal.signal(signum, lambda *_: stop.set())
+    runtime.run(stop)
     return 0

@@ -72,3 +72,16 @@ def test_no_images_or_a_bad_top_k_is_a_clear_error(tiny_bundle: Path, tmp_path: 
     result = run_cli("edge", "classify", "--model", tiny_bundle, "--top-k", "0", tmp_path, check=False)
     assert result.returncode == 2
     assert "must be 1 or more" in result.stderr
+
+
+def test_bench_prints_the_designed_figures(tiny_bundle: Path, tmp_path: Path) -> None:
+    from tests.makedata import write_video
+
+    video = write_video(tmp_path / "v.avi", frames=10)
+    result = run_cli("edge", "bench", "--model", tiny_bundle, "--source", video, "--frames", "30", "--json")
+    figures = json.loads(result.stdout)
+    assert set(figures) == {"backend", "model_fps", "pipeline_fps", "latency_ms"}
+    assert figures["backend"] == "tflite"
+    assert figures["model_fps"] > 0
+    assert figures["pipeline_fps"] > 0
+    assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["p99"]
