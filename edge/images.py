@@ -11,6 +11,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+RESIZE = "bilinear"  # part of the bottleneck cache's key: change it and cached features are recomputed
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 _JPEG_START = b"\xff\xd8"
 _JPEG_END = b"\xff\xd9"

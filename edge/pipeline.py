@@ -81,11 +81,18 @@ class Pipeline:
             if self.cfg.max_frames and self.counts["processed"] >= self.cfg.max_frames:
                 return
 
+    def swap(self, classifier: Classifier) -> None:
+        """Run `classifier` from the next frame on (the frame in flight finishes on the old one)."""
+        self.classifier = classifier
+
     def _process(self, image: np.ndarray, ts: float) -> None:
+        classifier = self.classifier
         start = time.perf_counter()
-        probabilities = self.classifier.probabilities([image])[0]
+        probabilities = classifier.probabilities([image])[0]
         infer_ms = (time.perf_counter() - start) * 1000
-        top = self.classifier.top_k(probabilities, self.cfg.top_k)
+        top = classifier.top_k(probabilities, self.cfg.top_k)
+        meta = classifier.bundle.meta
+        model = protocol.ModelRef(name=meta.name, version=meta.version)
         self.counts["processed"] += 1
         self.infer_ms.append(infer_ms)
         if not self.policy.should_publish(top[0].label, time.time()):
@@ -97,7 +104,7 @@ class Pipeline:
             device_id=self.cfg.device_id,
             seq=seq,
             ts=ts,
-            model=self.model,
+            model=model,
             top_k=scores,
             latency_ms=protocol.Latency(infer=round(infer_ms, 3), total=round(max(total_ms, 0.0), 3)),
         )
@@ -105,9 +112,11 @@ class Pipeline:
         self.total_ms.append(total_ms)
         self.counts["published"] += 1
         if reason := self.sampler.pick(top[0].score):
-            self._send_sample(image, ts, seq, top, reason)
+            self._send_sample(image, ts, seq, top, reason, model)
 
-    def _send_sample(self, image: np.ndarray, ts: float, seq: int, top: list[Prediction], reason: str) -> None:
+    def _send_sample(
+        self, image: np.ndarray, ts: float, seq: int, top: list[Prediction], reason: str, model: protocol.ModelRef
+    ) -> None:
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         if not ok:
             return
@@ -115,7 +124,7 @@ class Pipeline:
             device_id=self.cfg.device_id,
             seq=seq,
             ts=ts,
-            model=self.model,
+            model=model,
             top_k=[protocol.Score(label=p.label, score=p.score) for p in top],
             reason=reason,
         )

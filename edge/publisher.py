@@ -57,6 +57,8 @@ class Publisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        self._subscriptions: dict[str, Callable[[bytes], None]] = {}
         self._keepalive = keepalive_s
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
 
@@ -65,6 +67,21 @@ class Publisher:
         with self._seq_lock:
             self._seq += 1
             return self._seq
+
+    def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
+        """Call `handler(payload)` (on paho's thread: keep it short) for messages on `topic`, from every connect on."""
+        self._subscriptions[topic] = handler
+        if self.connected:
+            self._client.subscribe(topic, qos=1)
+
+    def _on_message(self, client, userdata, message) -> None:
+        handler = self._subscriptions.get(message.topic)
+        if handler is None:
+            return
+        try:
+            handler(message.payload)
+        except Exception:
+            log.exception("handler for %s failed; carrying on", message.topic)
 
     def start(self) -> None:
         log.info("connecting to %s as %s", self.address, self.device_id)
@@ -79,6 +96,11 @@ class Publisher:
     def submit(self, topic: str, payload: bytes, seq: int | None = None) -> None:
         """Queue a QoS 1 message for the outbox; `seq` marks a prediction, to persist the counter."""
         self._queue.put((topic, payload, protocol.QOS_PREDICTIONS, {SEQ_COUNTER: seq} if seq is not None else None))
+
+    def announce(self, message: str | None = None) -> None:
+        """Publish the current status (retained), e.g. after a model swap or a rejected update."""
+        status = self._status("online").model_copy(update={"message": message})
+        self.publish_now(self.topics.status(self.device_id), status.encode(), protocol.QOS_STATUS, retain=True)
 
     def publish_now(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, **properties) -> bool:
         """Send outside the outbox (telemetry, status, samples): skipped and counted when offline."""
@@ -95,6 +117,8 @@ class Publisher:
             return
         log.info("connected to %s", self.address)
         client.publish(self.topics.status(self.device_id), self._status("online").encode(), protocol.QOS_STATUS, True)
+        for topic in self._subscriptions:
+            client.subscribe(topic, qos=1)
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

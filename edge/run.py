@@ -21,6 +21,7 @@ from edge.pipeline import Pipeline, TelemetryLoop
 from edge.publisher import Publisher
 from edge.sources import create as create_source
 from edge.sources.capture import Capture
+from edge.updates import ModelUpdater, remembered
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ class Runtime:
 
     def __init__(self, cfg: EdgeConfig) -> None:
         self.cfg = cfg
-        self.classifier = Classifier(bundle.load(cfg.model), cfg.backend)
+        model = remembered(cfg.state_dir) or cfg.model
+        if model != cfg.model:
+            log.info("running %s, the model last updated to (not --model %s)", model, cfg.model)
+        self.classifier = Classifier(bundle.load(model), cfg.backend)
         outbox = Outbox(cfg.state_dir / f"outbox-{cfg.device_id}.sqlite", cfg.outbox_max_messages, cfg.outbox_max_age_s)
         topics = protocol.Topics(cfg.prefix)
         self.publisher = Publisher(
@@ -53,17 +57,28 @@ class Runtime:
         )
         self.capture = Capture(create_source(cfg.source), loop=cfg.loop)
         self.pipeline = Pipeline(cfg, self.classifier, self.capture, self.publisher)
+        self.updater = ModelUpdater(cfg.state_dir, cfg.backend, self._classifier, self._swap, self.publisher.announce)
+        self.publisher.subscribe(topics.model(self.classifier.bundle.meta.name), self.updater.on_announcement)
+
+    def _classifier(self) -> Classifier:
+        return self.classifier
+
+    def _swap(self, classifier: Classifier) -> None:
+        self.classifier = classifier
+        self.pipeline.swap(classifier)
 
     def status(self, state: str) -> protocol.Status:
-        meta = self.classifier.bundle.meta
+        classifier = self.classifier
+        meta = classifier.bundle.meta
         return protocol.Status(
             state=state,
             ts=time.time(),
             model=protocol.ModelRef(name=meta.name, version=meta.version),
-            backend=self.classifier.backend.name,
+            backend=classifier.backend.name,
         )
 
     def run(self, stop: threading.Event) -> None:
+        self.updater.start()
         self.publisher.start()
         self.capture.start()
         TelemetryLoop(self.pipeline, self.cfg.telemetry_interval_s, stop).start()
@@ -72,6 +87,7 @@ class Runtime:
             self.pipeline.run(stop)
         finally:
             stop.set()
+            self.updater.stop()
             self.capture.stop()
             self.publisher.stop(FLUSH_S)
         log.info("stopped: %s", self.pipeline.counts)

@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 
 from cloud.retrain.errors import RetrainError
+from edge import images
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def feature_extractor(arch: Architecture, base: keras.Model) -> keras.Model:
 def fingerprint(arch: Architecture, base: keras.Model) -> str:
     """Identify the exact network (architecture and every weight), so cached bottlenecks are reused
     only for the same features, whatever the weights file was called or where it came from."""
-    digest = hashlib.sha256(f"{arch.name}|{arch.size}|{arch.mean}|{arch.std}".encode())
+    digest = hashlib.sha256(f"{arch.name}|{arch.size}|{arch.mean}|{arch.std}|{images.RESIZE}".encode())
     for weight in base.weights:
         digest.update(keras.ops.convert_to_numpy(weight).tobytes())
     return digest.hexdigest()[:20]

@@ -3,43 +3,10 @@ continuous across restarts, `offline` when stopped or killed."""
 
 import json
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import pytest
-
-from tests.broker import Mosquitto, Recorder, wait_for
-from tests.conftest import ROOT
-from tests.makedata import write_video
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_video(tmp_path_factory.mktemp("video") / "colours.avi", frames=30)
-
-
-@pytest.fixture
-def recorder(broker: Mosquitto):
-    rec = Recorder(broker.url, "edgeloop/#")
-    wait_for(rec.client.is_connected, 10, "the recorder to connect")
-    yield rec
-    rec.close()
-
-
-def start_edge(bundle: Path, video: Path, broker: Mosquitto, state: Path, *extra: str) -> subprocess.Popen:
-    args = ["--model", bundle, "--source", video, "--broker", broker.url, "--device-id", "cam-1"]
-    args += ["--state-dir", state, "--keepalive-s", "2", "--telemetry-interval-s", "1", *extra]
-    return subprocess.Popen([sys.executable, "-m", "edge", "run", *map(str, args)], cwd=ROOT, stderr=subprocess.PIPE)
-
-
-def seqs(recorder: Recorder) -> list[int]:
-    return [json.loads(m.payload)["seq"] for m in recorder.on("/predictions")]
-
-
-def states(recorder: Recorder) -> list[str]:
-    return [json.loads(m.payload)["state"] for m in recorder.on("/status")]
+from tests.broker import wait_for
+from tests.edge.running import seqs, start_edge, states
 
 
 def test_a_broker_outage_loses_no_prediction(tiny_bundle, video, broker, recorder, tmp_path) -> None:

@@ -1,0 +1,99 @@
+"""Hot swap against a real broker and a real HTTP server: a sound bundle is swapped in between two
+frames; a bundle with a wrong checksum or altered files is refused while the old model runs on."""
+
+import hashlib
+import json
+import shutil
+import signal
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from edge import bundle, protocol
+from tests.broker import free_port, wait_for
+from tests.edge.running import seqs, start_edge, states, versions
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def bundle_server(tmp_path: Path):
+    root = tmp_path / "served"
+    root.mkdir()
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def version_of(tiny_bundle: Path, tmp_path: Path, version: str) -> Path:
+    """The same network as another version: what the registry would serve after a retraining."""
+    copy = Path(shutil.copytree(tiny_bundle, tmp_path / f"v{version}" / tiny_bundle.name))
+    meta = bundle.read_meta(copy).model_copy(update={"version": version})
+    bundle.write_meta(copy, meta)
+    return copy
+
+
+def announce(broker, name: str, version: str, url: str, sha256: str) -> None:
+    import paho.mqtt.publish as publish
+
+    body = protocol.Announcement(name=name, version=version, url=url, sha256=sha256, created="now")
+    port = int(broker.url.rsplit(":", 1)[1])
+    publish.single(f"edgeloop/models/{name}", body.encode(), qos=1, retain=True, hostname="127.0.0.1", port=port)
+
+
+def test_sound_bundle_swaps_in_and_a_bad_one_is_refused(
+    tiny_bundle, video, broker, recorder, bundle_server, tmp_path
+) -> None:
+    served, base_url = bundle_server
+    name = bundle.load(tiny_bundle).meta.name
+    original = bundle.load(tiny_bundle).meta.version
+    edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", "--loop")
+    try:
+        wait_for(lambda: len(versions(recorder)) >= 50, 60, "predictions of the first model")
+
+        archive = bundle.pack(version_of(tiny_bundle, tmp_path, "2"), served / "v2.tar.gz")
+        sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+        announce(broker, name, "2", f"{base_url}/v2.tar.gz", sha)
+        wait_for(lambda: versions(recorder)[-1:] == ["2"], 60, "predictions of version 2")
+
+        wrong_sum = bundle.pack(version_of(tiny_bundle, tmp_path, "3"), served / "v3.tar.gz")
+        announce(broker, name, "3", f"{base_url}/v3.tar.gz", "0" * 64)
+        altered = version_of(tiny_bundle, tmp_path, "4")
+        (altered / "labels.txt").write_text("cat\ndog\nfish\n")
+        archive = bundle.pack(altered, served / "v4.tar.gz")
+        announce(broker, name, "4", f"{base_url}/v4.tar.gz", hashlib.sha256(archive.read_bytes()).hexdigest())
+        wait_for(
+            lambda: any("rejected" in (json.loads(m.payload).get("message") or "") for m in recorder.on("/status")),
+            30,
+            "a rejection status",
+        )
+        count = len(versions(recorder))
+        wait_for(lambda: len(versions(recorder)) > count + 50, 30, "predictions after the rejection")
+        assert wrong_sum.exists()
+        edge.send_signal(signal.SIGTERM)
+        assert edge.wait(30) == 0
+    finally:
+        edge.kill()
+    seen = versions(recorder)
+    assert seen[0] == original
+    assert "3" not in seen
+    assert "4" not in seen
+    switch = seen.index("2")
+    assert set(seen[switch:]) == {"2"}, "after the swap every prediction carries the new version"
+    received = seqs(recorder)
+    assert set(received) == set(range(1, max(received) + 1)), "no prediction lost across the swap"
+    last_status = json.loads(recorder.on("/status")[-1].payload)
+    assert last_status["model"]["version"] == "2"
+    assert states(recorder)[-1] == "offline"
+
+    # A restart runs the model it last switched to, not the one on the command line.
+    edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", "--max-frames", "5", "--loop")
+    assert edge.wait(60) == 0
+    wait_for(lambda: versions(recorder)[-5:] == ["2"] * 5, 10, "version 2 after a restart")
