@@ -5,19 +5,35 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 
 from edge.backends.base import Backend, BackendUnavailable
 from edge.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
-# name -> "module:class"; the order is the preference of `auto` (fastest first on a CPU).
+# name -> "module:class"
 REGISTRY: dict[str, str] = {
     "tflite": "edge.backends.tflite:TFLiteBackend",
     "tf": "edge.backends.tf:TFBackend",
+    "tensorrt": "edge.backends.tensorrt:TensorRTBackend",
 }
+# What `auto` tries, fastest first: TensorRT then TensorFlow on a GPU; LiteRT (XNNPACK) on a CPU.
+GPU_ORDER = ("tensorrt", "tf", "tflite")
+CPU_ORDER = ("tflite", "tf")
+GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu")  # a discrete NVIDIA GPU, a Jetson's
 
-__all__ = ["REGISTRY", "Backend", "BackendUnavailable", "availability", "create"]
+
+def has_gpu() -> bool:
+    """A cheap look for an NVIDIA GPU, without importing TensorFlow."""
+    return any(os.path.exists(path) for path in GPU_DEVICES)
+
+
+def auto_order() -> tuple[str, ...]:
+    return GPU_ORDER if has_gpu() else CPU_ORDER
+
+
+__all__ = ["REGISTRY", "Backend", "BackendUnavailable", "auto_order", "availability", "create"]
 
 
 def _backend_class(name: str) -> type[Backend]:
@@ -28,12 +44,15 @@ def _backend_class(name: str) -> type[Backend]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise BackendUnavailable(f"backend {name!r} cannot load here: {exc}") from exc
-    return getattr(module, class_name)
+    backend: type[Backend] = getattr(module, class_name)
+    if reason := backend.unavailable():
+        raise BackendUnavailable(f"backend {name!r} cannot run here: {reason}")
+    return backend
 
 
 def create(name: str, bundle: Bundle, warm_up: bool = True) -> Backend:
     """Build backend `name` (or the first that loads, for `auto`) for `bundle`."""
-    candidates = list(REGISTRY) if name == "auto" else [name]
+    candidates = auto_order() if name == "auto" else [name]
     reasons = []
     for candidate in candidates:
         try:

@@ -16,6 +16,11 @@ class BackendUnavailable(RuntimeError):
 class Backend(ABC):
     name: str
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this backend cannot run on this machine, or None when it can."""
+        return None
+
     def __init__(self, bundle: Bundle) -> None:
         self.bundle = bundle
         spec = bundle.meta.input

@@ -10,9 +10,18 @@ from tests.makedata import synthetic_image
 
 def test_registry_reports_what_loads_here() -> None:
     available = backends.availability()
-    assert set(available) == {"tflite", "tf"}
+    assert set(available) == {"tflite", "tf", "tensorrt"}
     assert available["tflite"] is None
     assert available["tf"] is None
+    assert "without TensorRT" in available["tensorrt"] or "no GPU" in available["tensorrt"]
+
+
+def test_auto_prefers_the_gpu_backends_when_there_is_a_gpu(tiny_bundle: Path, monkeypatch) -> None:
+    monkeypatch.setattr(backends, "has_gpu", lambda: True)  # the hardware edge: no GPU here
+    assert backends.auto_order() == ("tensorrt", "tf", "tflite")
+    assert backends.create("auto", bundle.load(tiny_bundle)).name == "tf"  # TensorRT cannot run: next fastest
+    monkeypatch.setattr(backends, "has_gpu", lambda: False)
+    assert backends.auto_order() == ("tflite", "tf")
 
 
 def test_unknown_backend_is_a_clear_error(tiny_bundle: Path) -> None:

@@ -55,6 +55,12 @@ def test_a_corrupt_image_is_reported_and_the_rest_classified(tiny_bundle: Path, 
     assert "1 image(s) could not be read" in result.stderr
 
 
+def test_tensorrt_where_it_cannot_run_says_why(tiny_bundle: Path, tiny_images: Path) -> None:
+    result = run_cli("edge", "classify", "--model", tiny_bundle, "--backend", "tensorrt", tiny_images, check=False)
+    assert result.returncode == 2
+    assert "backend 'tensorrt' cannot run here" in result.stderr
+
+
 def test_a_tampered_bundle_is_refused(tiny_bundle: Path, tiny_images: Path, tmp_path: Path) -> None:
     copy = Path(shutil.copytree(tiny_bundle, tmp_path / "b"))
     (copy / "labels.txt").write_text("cat\ndog\nfish\n")
