@@ -35,6 +35,7 @@ class EdgeConfig(Options):
     sample_random_share: float = Field(0.001, ge=0, le=1, description="share of other frames sent as samples")
     samples_per_minute: int = Field(30, ge=0, description="samples rate limit")
     telemetry_interval_s: float = Field(10, gt=0, description="seconds between telemetry messages")
+    preview_port: int | None = Field(None, ge=0, le=65535, description="serve an MJPEG preview with labels here")
     keepalive_s: int = Field(30, ge=1, description="MQTT keepalive; the broker declares the device offline after 1.5x")
     ca_file: Path | None = Field(None, description="CA certificate for mqtts:// (default: the system's)")
 

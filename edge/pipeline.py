@@ -14,6 +14,7 @@ import numpy as np
 from edge import protocol
 from edge.classifier import Classifier, Prediction
 from edge.config import EdgeConfig
+from edge.preview import Preview
 from edge.publisher import Publisher
 from edge.samples import Sampler
 from edge.sources.capture import Capture
@@ -54,6 +55,7 @@ class Pipeline:
         self.policy = PublishPolicy(cfg.publish, cfg.interval_ms)
         self.sampler = Sampler(cfg.sample_threshold, cfg.sample_random_share, cfg.samples_per_minute)
         self.counts = {"processed": 0, "published": 0, "errors": 0, "samples": 0}
+        self.preview: Preview | None = None
         self.infer_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.total_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._started = time.monotonic()
@@ -95,6 +97,8 @@ class Pipeline:
         model = protocol.ModelRef(name=meta.name, version=meta.version)
         self.counts["processed"] += 1
         self.infer_ms.append(infer_ms)
+        if self.preview is not None:
+            self.preview.offer(image, top[0].label, top[0].score)
         if not self.policy.should_publish(top[0].label, time.time()):
             return
         seq = self.publisher.next_seq()

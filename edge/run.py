@@ -18,6 +18,7 @@ from edge.flags import add_model_flags, build, read_yaml
 from edge.mqtt import url
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline, TelemetryLoop
+from edge.preview import Preview
 from edge.publisher import Publisher
 from edge.sources import create as create_source
 from edge.sources.capture import Capture
@@ -78,6 +79,8 @@ class Runtime:
         )
 
     def run(self, stop: threading.Event) -> None:
+        if self.cfg.preview_port is not None:
+            self.pipeline.preview = Preview(self.cfg.preview_port)
         self.updater.start()
         self.publisher.start()
         self.capture.start()
@@ -90,6 +93,8 @@ class Runtime:
             self.updater.stop()
             self.capture.stop()
             self.publisher.stop(FLUSH_S)
+            if self.pipeline.preview is not None:
+                self.pipeline.preview.close()
         log.info("stopped: %s", self.pipeline.counts)
 
 

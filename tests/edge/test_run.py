@@ -65,3 +65,25 @@ def test_a_bad_source_or_broker_url_is_a_clear_error(tiny_bundle, tmp_path) -> N
     )
     assert result.returncode == 2
     assert "mqtt:// or mqtts://" in result.stderr
+
+
+def test_live_preview_serves_labelled_frames(tiny_bundle, video, broker, recorder, tmp_path) -> None:
+    import urllib.request
+
+    from edge.sources.mjpeg import MJPEGSource
+    from tests.broker import free_port
+
+    port = free_port()
+    edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", "--loop", "--preview-port", str(port))
+    try:
+        wait_for(lambda: "online" in states(recorder), 60, "the online status")
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
+        assert b'<img src="/stream.mjpg"' in page
+        stream = MJPEGSource(f"http://127.0.0.1:{port}/stream.mjpg")
+        stream.open()
+        frames = [stream.read() for _ in range(3)]
+        stream.close()
+    finally:
+        edge.kill()
+    assert all(f.shape == (480, 640, 3) for f in frames)
+    assert (frames[0][10:40, 10:120] == 255).all(axis=-1).any(), "the label is drawn in white"
