@@ -1,5 +1,7 @@
 """Sources by URI, and capture: newest frame, every frame of a file, bad frames, reopening."""
 
+import shutil
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -132,3 +134,72 @@ def test_a_live_source_hands_over_the_newest_frame_and_counts_the_dropped(camera
     capture.stop()
     assert frame is not None
     assert capture.counts["dropped"] >= 5
+
+
+class RTSPCamera:
+    def __init__(self, video: Path) -> None:
+        self.video = video
+        self.port = free_port()
+        self.url = f"rtsp://127.0.0.1:{self.port}/live"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "RTSPCamera":
+        script = Path(__file__).resolve().parents[1] / "rtsp_server.py"
+        self.proc = subprocess.Popen(
+            ["/usr/bin/python3", str(script), str(self.video), str(self.port)], stdout=subprocess.PIPE
+        )
+        assert self.proc.stdout.readline().strip() == b"ready"
+        return self
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def rtsp_camera(tmp_path: Path):
+    if (
+        not shutil.which("ffmpeg")
+        or subprocess.run(
+            ["/usr/bin/python3", "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"], capture_output=True
+        ).returncode
+    ):
+        pytest.skip("GStreamer's RTSP server or ffmpeg is not installed (make test installs them)")
+    avi = write_video(tmp_path / "v.avi", frames=60)
+    mp4 = tmp_path / "v.mp4"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-i",
+            str(avi),
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "30",
+            str(mp4),
+        ],
+        check=True,
+    )
+    camera = RTSPCamera(mp4).start()
+    yield camera
+    camera.stop()
+
+
+def test_an_rtsp_stream_that_stops_is_reopened(rtsp_camera: RTSPCamera) -> None:
+    capture = Capture(sources.create(rtsp_camera.url)).start()
+    try:
+        wait_for(lambda: capture.counts["frames"] >= 20, 60, "frames over RTSP")
+        frame = capture.next(1)
+        assert frame is not None
+        assert frame.image.shape == (480, 640, 3)
+        rtsp_camera.stop()
+        wait_for(lambda: capture.counts["reopens"] >= 1, 60, "the dropped stream to be noticed")
+        before = capture.counts["frames"]
+        rtsp_camera.start()
+        wait_for(lambda: capture.counts["frames"] >= before + 20, 60, "frames after the camera came back")
+    finally:
+        capture.stop()
