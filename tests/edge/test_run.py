@@ -3,6 +3,7 @@ continuous across restarts, `offline` when stopped or killed."""
 
 import json
 import signal
+import sys
 import time
 
 from tests.broker import wait_for
@@ -87,3 +88,35 @@ def test_live_preview_serves_labelled_frames(tiny_bundle, video, broker, recorde
         edge.kill()
     assert all(f.shape == (480, 640, 3) for f in frames)
     assert (frames[0][10:40, 10:120] == 255).all(axis=-1).any(), "the label is drawn in white"
+
+
+def test_credentials_from_the_environment_and_never_logged(tiny_bundle, video, tmp_path) -> None:
+    import os
+    import subprocess
+
+    from edge.outbox import Outbox
+    from tests.broker import Mosquitto
+
+    server = Mosquitto(tmp_path / "broker")
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(tmp_path / "passwd"), "cam-1", "s3cret-pw"], check=True)
+    conf = server.conf.read_text().replace("allow_anonymous true", "allow_anonymous false")
+    server.conf.write_text(f"{conf}password_file {tmp_path / 'passwd'}\n")
+    server.start()
+    try:
+        for password, left_in_outbox in (("wrong-pw", 20), ("s3cret-pw", 0)):
+            env = {**os.environ, "EDGELOOP_MQTT_PASSWORD": password}
+            args = ["--model", tiny_bundle, "--source", video, "--device-id", "cam-1", "--max-frames", "20", "--loop"]
+            args += ["--broker", server.url.replace("mqtt://", "mqtt://cam-1@"), "--state-dir", tmp_path / password]
+            edge = subprocess.run(
+                [sys.executable, "-m", "edge", "run", *map(str, args)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert edge.returncode == 0
+            assert password not in edge.stderr
+            assert ("refused the connection" in edge.stderr) == bool(left_in_outbox)
+            assert len(Outbox(tmp_path / password / "outbox-cam-1.sqlite")) == left_in_outbox
+    finally:
+        server.stop()
