@@ -1,0 +1,49 @@
+from pathlib import Path
+
+import pytest
+
+from edge.config import EdgeConfig
+from edge.flags import ConfigError, build, read_yaml
+from edge.mqtt import url
+
+
+def test_yaml_deployment_file_with_flags_on_top(tmp_path: Path) -> None:
+    path = tmp_path / "edge.yaml"
+    path.write_text(
+        "source: csi://0\nmodel: /models/flowers\ndevice-id: jetson-7\npublish: change\npreview_port: 8090\n"
+    )
+    cfg = build(EdgeConfig, read_yaml(path), {"publish": "interval", "interval_ms": "250"})
+    assert (cfg.source, cfg.device_id, cfg.publish, cfg.interval_ms, cfg.preview_port) == (
+        "csi://0",
+        "jetson-7",
+        "interval",
+        250,
+        90,
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"sorce": "0"}, "sorce: Extra inputs are not permitted"),
+        ({"device_id": "a/b"}, "invalid device id"),
+        ({"publish": "sometimes"}, "publish"),
+        ({"sample_threshold": 2}, "sample-threshold"),
+    ],
+)
+def test_bad_configuration_is_rejected_with_the_reason(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(EdgeConfig, {"source": "0", "model": "m", "device_id": "cam", **options})
+
+
+def test_broker_urls(monkeypatch) -> None:
+    monkeypatch.delenv(url.PASSWORD_ENV, raising=False)
+    assert url.parse("mqtt://broker") == url.BrokerAddress("broker", 1883, False)
+    assert url.parse("mqtts://u:p%40ss@broker:9999") == url.BrokerAddress("broker", 9999, True, "u", "p@ss")
+    monkeypatch.setenv(url.PASSWORD_ENV, "from-env")
+    assert url.parse("mqtts://u@broker").password == "from-env"
+    assert url.parse("mqtts://u@broker").port == 8883
+    assert "secret" not in url.redact("mqtt://user:secret@broker:1883")
+    assert "secret" not in str(url.parse("mqtt://user:secret@broker"))
+    with pytest.raises(ConfigError, match="mqtt:// or mqtts://"):
+        url.parse("http://broker")
