@@ -61,6 +61,18 @@ def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> 
             )
 
 
+def add_config_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> None:
+    """`--config FILE.yaml` plus one flag per option of `model`."""
+    parser.add_argument("--config", type=Path, help="YAML file of these options (either spelling); flags override it")
+    add_model_flags(parser, model)
+
+
+def from_args(model: type[BaseModel], args: argparse.Namespace) -> Any:
+    """The options of `model` from `--config` and the flags given (flags win)."""
+    flags = {k: v for k, v in vars(args).items() if k in model.model_fields}
+    return build(model, read_yaml(args.config) if args.config else {}, flags)
+
+
 def normalise_keys(data: dict[str, Any]) -> dict[str, Any]:
     """Accept `learning-rate` and `learning_rate` alike, as YAML keys and as flags."""
     return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -8,13 +8,12 @@ import logging
 import signal
 import threading
 import time
-from pathlib import Path
 
 from edge import bundle, protocol
 from edge.classifier import Classifier
 from edge.command import SubParsers
 from edge.config import EdgeConfig
-from edge.flags import add_model_flags, build, read_yaml
+from edge.flags import add_config_flags, from_args
 from edge.mqtt import url
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline, TelemetryLoop
@@ -31,15 +30,12 @@ FLUSH_S = 10.0
 
 def add_parser(subparsers: SubParsers) -> None:
     p = subparsers.add_parser("run", help="classify a camera's frames and publish them over MQTT")
-    p.add_argument("--config", type=Path, help="YAML file of these options (either spelling); flags override it")
-    add_model_flags(p, EdgeConfig)
+    add_config_flags(p, EdgeConfig)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    options = {k: v for k, v in vars(args).items() if k in EdgeConfig.model_fields}
-    cfg = build(EdgeConfig, read_yaml(args.config) if args.config else {}, options)
-    return serve(cfg)
+    return serve(from_args(EdgeConfig, args))
 
 
 class Runtime:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from cloud.retrain.config import RetrainConfig
 from edge.command import SubParsers
-from edge.flags import add_model_flags, build, read_yaml
+from edge.flags import add_config_flags, from_args
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +18,7 @@ def add_parser(subparsers: SubParsers) -> None:
         help="train a new last layer on a folder of labelled images and write a model bundle",
         description="TF for Poets retraining: frozen ImageNet base, cached bottlenecks, new softmax layer.",
     )
-    p.add_argument("--config", type=Path, help="YAML file of these options (either spelling); flags override it")
-    add_model_flags(p, RetrainConfig)
+    add_config_flags(p, RetrainConfig)
     p.set_defaults(func=run)
 
 
@@ -28,8 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from cloud.retrain import report
     from cloud.retrain.run import retrain
 
-    options = {k: v for k, v in vars(args).items() if k in RetrainConfig.model_fields}
-    cfg = build(RetrainConfig, read_yaml(args.config) if args.config else {}, options)
+    cfg = from_args(RetrainConfig, args)
     meta = retrain(cfg)
     print(report.summary(meta, str(cfg.output_dir)))
     return 0

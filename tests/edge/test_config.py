@@ -9,9 +9,7 @@ from edge.mqtt import url
 
 def test_yaml_deployment_file_with_flags_on_top(tmp_path: Path) -> None:
     path = tmp_path / "edge.yaml"
-    path.write_text(
-        "source: csi://0\nmodel: /models/flowers\ndevice-id: jetson-7\npublish: change\npreview_port: 8090\n"
-    )
+    path.write_text("source: csi://0\nmodel: /models/flowers\ndevice-id: jetson-7\npublish: change\npreview_port: 90\n")
     cfg = build(EdgeConfig, read_yaml(path), {"publish": "interval", "interval_ms": "250"})
     assert (cfg.source, cfg.device_id, cfg.publish, cfg.interval_ms, cfg.preview_port) == (
         "csi://0",
