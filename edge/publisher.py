@@ -122,7 +122,9 @@ class Publisher:
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._connected.is_set():
+        if self._stop.is_set():
+            log.info("disconnected from %s", self.address)
+        elif self._connected.is_set():
             self.counts["reconnects"] += 1
             log.warning("disconnected from %s (%s); reconnecting", self.address, reason_code)
         self._connected.clear()

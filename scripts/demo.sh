@@ -35,5 +35,28 @@ for backend in tflite tf; do
   echo "== python -m edge classify --backend $backend"
   .venv/bin/python -m edge classify --model "$out/flowers" --backend "$backend" --top-k 3 "${held_out[@]}"
 done
+# The device: a video of the held-out photos, classified frame by frame and published to a local broker.
+.venv/bin/python - "$out" "$data" <<'PY'
+import json, sys
+import cv2
+out, data = sys.argv[1], sys.argv[2]
+writer = cv2.VideoWriter(f"{out}/held-out.avi", cv2.VideoWriter_fourcc(*"MJPG"), 10, (640, 480))
+for row in json.load(open(f"{out}/flowers/evaluation.json")):
+    frame = cv2.resize(cv2.imread(f"{data}/{row['file']}"), (640, 480))
+    for _ in range(5):
+        writer.write(frame)
+writer.release()
+PY
+port=$(.venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+mosquitto -p "$port" >/dev/null 2>&1 &
+broker=$!
+trap 'kill $broker $sub 2>/dev/null' EXIT
+sleep 0.5
+mosquitto_sub -p "$port" -V mqttv5 -t 'edgeloop/devices/+/predictions' -C 5 -v &
+sub=$!
+echo "== python -m edge run (broker mqtt://127.0.0.1:$port)"
+.venv/bin/python -m edge run --source "$out/held-out.avi" --model "$out/flowers" --broker "mqtt://127.0.0.1:$port" \
+  --device-id demo-cam --state-dir "$out/state" --telemetry-interval-s 2
+wait $sub || true
 echo
 echo "bundle: $out/flowers   TensorBoard: .venv/bin/tensorboard --logdir $out/tensorboard"
