@@ -120,3 +120,66 @@ def test_credentials_from_the_environment_and_never_logged(tiny_bundle, video, t
             assert len(Outbox(tmp_path / password / "outbox-cam-1.sqlite")) == left_in_outbox
     finally:
         server.stop()
+
+
+def test_unsure_frames_arrive_as_jpeg_samples_within_the_rate(tiny_bundle, video, broker, recorder, tmp_path) -> None:
+    import cv2
+    import numpy as np
+
+    from edge import protocol
+
+    args = ["--max-frames", "60", "--loop", "--sample-threshold", "1.0", "--samples-per-minute", "5"]
+    edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", *args)
+    assert edge.wait(60) == 0
+    wait_for(lambda: len(recorder.on("/samples")) >= 5, 10, "five samples")
+    samples = recorder.on("/samples")
+    assert len(samples) == 5, "rate-limited to --samples-per-minute"
+    for message in samples:
+        image = cv2.imdecode(np.frombuffer(message.payload, np.uint8), cv2.IMREAD_COLOR)
+        assert image.shape == (480, 640, 3)
+        assert message.properties.ContentType == "image/jpeg"
+        meta = protocol.SampleMeta.decode(dict(message.properties.UserProperty)[protocol.SAMPLE_META_PROPERTY])
+        assert meta.reason == "low_confidence"
+        assert meta.device_id == "cam-1"
+        assert meta.seq in seqs(recorder)
+
+
+def test_tls_with_the_device_s_ca_file(tiny_bundle, video, tmp_path) -> None:
+    import subprocess
+
+    from edge.outbox import Outbox
+    from tests.broker import Mosquitto
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+            "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key",
+            "-out", "server.csr")  # fmt: skip
+    (tmp_path / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "1", "-extfile", "san.ext", "-out", "server.crt")  # fmt: skip
+    server = Mosquitto(tmp_path / "broker")
+    server.conf.write_text(
+        server.conf.read_text()
+        + f"cafile {tmp_path / 'ca.crt'}\ncertfile {tmp_path / 'server.crt'}\nkeyfile {tmp_path / 'server.key'}\n"
+    )
+    server.start()
+    try:
+        tls_url = server.url.replace("mqtt://", "mqtts://")
+        for ca in (tmp_path / "ca.crt", None):  # with the CA: delivered; without it: the server is not trusted
+            state = tmp_path / ("trusted" if ca else "untrusted")
+            extra = ["--ca-file", ca] if ca else []
+            args = ["--model", tiny_bundle, "--source", video, "--device-id", "cam-1", "--max-frames", "10", "--loop"]
+            command = [
+                sys.executable,
+                "-m",
+                "edge",
+                "run",
+                *map(str, [*args, "--broker", tls_url, "--state-dir", state, *extra]),
+            ]
+            assert subprocess.run(command, capture_output=True, timeout=60).returncode == 0
+            assert len(Outbox(state / "outbox-cam-1.sqlite")) == (0 if ca else 10)
+    finally:
+        server.stop()
