@@ -14,6 +14,7 @@ def test_a_broker_outage_loses_no_prediction(tiny_bundle, video, broker, recorde
     edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", "--loop")
     try:
         wait_for(lambda: len(seqs(recorder)) >= 300, 60, "predictions before the outage")
+        wait_for(lambda: recorder.on("/telemetry"), 10, "telemetry (every second)")
         broker.stop()
         time.sleep(10)
         before = len(seqs(recorder))
