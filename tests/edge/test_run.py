@@ -27,6 +27,8 @@ def test_a_broker_outage_loses_no_prediction(tiny_bundle, video, broker, recorde
     wait_for(lambda: states(recorder)[-1:] == ["offline"], 10, "the offline status")
     received = seqs(recorder)
     assert set(received) == set(range(1, max(received) + 1)), "a gap in seq: a prediction was lost"
+    first_seen = list(dict.fromkeys(received))
+    assert first_seen == sorted(first_seen), "the outbox replays in order"
     telemetry = json.loads(recorder.on("/telemetry")[-1].payload)
     assert telemetry["backend"] == "tflite"
     assert telemetry["fps"] > 0
