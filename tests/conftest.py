@@ -85,3 +85,32 @@ def broker(tmp_path: Path):
     server = Mosquitto(tmp_path / "broker").start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    import shutil
+    import tempfile
+
+    from tests.postgres import Postgres
+
+    workdir = Path(tempfile.mkdtemp(prefix="edgeloop-pg-"))  # pytest's own folders are closed to `postgres`
+    os.chmod(workdir, 0o755)
+    server = Postgres(workdir).start()
+    yield server
+    server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on SQLite and on a real PostgreSQL (a fresh database each time)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'edgeloop.db'}"
+    server = request.getfixturevalue("postgres")
+    import psycopg
+
+    name = f"t{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**8}"
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server.url.rsplit("/", 1)[0] + f"/{name}"

@@ -1,0 +1,149 @@
+"""MQTT ingest: a persistent session (clean start off, session expiry set) at QoS 1, with paho's
+manual acknowledgement: a message is acknowledged only after the batch holding it is committed,
+so an aggregator killed at any moment loses nothing and, restarted, receives what it missed.
+Throughput comes from batching commits, never from acknowledging early. With a group name,
+instances share the load through an MQTT v5 shared subscription."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+
+from cloud.aggregator import parse, writer
+from cloud.aggregator.metrics import Metrics
+from cloud.store import Database
+from edge import protocol
+from edge.mqtt.client import connect_properties, make_client
+from edge.mqtt.url import BrokerAddress
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 86400
+RECEIVE_MAXIMUM = 5000
+KINDS = {"predictions": 1, "samples": 1, "status": 1, "telemetry": 0}
+
+
+class Ingest:
+    def __init__(
+        self,
+        db: Database,
+        data_dir: Path,
+        address: BrokerAddress,
+        topics: protocol.Topics,
+        client_id: str = "edgeloop-aggregator",
+        group: str | None = None,
+        batch_max: int = 5000,
+        batch_wait_s: float = 0.05,
+    ) -> None:
+        self.db = db
+        self.data_dir = data_dir
+        self.topics = topics
+        self.group = group
+        self.batch_max = batch_max
+        self.batch_wait_s = batch_wait_s
+        self.metrics = Metrics()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self.address = address
+        self._client = make_client(address, client_id, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._writer = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        prefix = f"$share/{self.group}/" if self.group else ""
+        return [(prefix + self.topics.all_devices(kind), qos) for kind, qos in KINDS.items()]
+
+    def start(self) -> None:
+        props = connect_properties(SESSION_EXPIRY_S)
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        self._client.connect_async(self.address.host, self.address.port, 30, clean_start=False, properties=props)
+        self._client.loop_start()
+        self._writer.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._writer.join(timeout=30)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the aggregator: %s", reason_code)
+            return
+        log.info("aggregator connected to %s (session present: %s)", self.address, flags.session_present)
+        client.subscribe(self.subscriptions())
+
+    def _on_message(self, client, userdata, message) -> None:
+        self.metrics.add(messages_in=1)
+        try:
+            device_id, kind = self.topics.parse_device_topic(message.topic)
+            if kind == "predictions":
+                item = parse.prediction(device_id, message.payload)
+            elif kind == "samples":
+                item = parse.sample(device_id, message.payload, message.properties)
+            else:  # status or telemetry: the subscriptions let nothing else in
+                item = parse.device_update(device_id, kind, message.payload)
+        except protocol.ProtocolError:
+            item = parse.Rejected("bad_topic")
+        except parse.Rejected as rejected:
+            item = rejected
+        self._queue.put((message.mid, message.qos, item))
+
+    def _next_batch(self) -> tuple[writer.Batch, list[tuple[int, int]]]:
+        batch, acks = writer.Batch(), []
+        try:
+            first = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return batch, acks
+        deadline = time.monotonic() + self.batch_wait_s
+        item = first
+        while True:
+            mid, qos, parsed = item
+            acks.append((mid, qos))
+            if isinstance(parsed, parse.Rejected):
+                self.metrics.reject(parsed.reason)
+                log.debug("rejected: %s", parsed)
+            elif isinstance(parsed, protocol.Prediction):
+                batch.predictions.append(parsed)
+            elif isinstance(parsed, parse.Sample):
+                batch.samples.append(parsed)
+            else:
+                batch.updates.append(parsed)
+            if len(acks) >= self.batch_max:
+                break
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+        return batch, acks
+
+    def _commit(self, batch: writer.Batch) -> None:
+        """Write until the database takes it: an unacknowledged batch is never dropped."""
+        delay = 0.5
+        while True:
+            try:
+                stored, duplicates = writer.write(self.db, self.data_dir, batch)
+                self.metrics.add(stored=stored, duplicates=duplicates, samples_stored=len(batch.samples))
+                if batch.predictions:
+                    self.metrics.lag_s = time.time() - max(p.ts for p in batch.predictions)
+                return
+            except Exception:
+                self.metrics.add(store_errors=1)
+                log.exception("storing a batch of %d failed; retrying in %.1fs", len(batch), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch, acks = self._next_batch()
+            if not acks:
+                continue
+            if len(batch):
+                self._commit(batch)
+            for mid, qos in acks:
+                if qos:
+                    self._client.ack(mid, qos)

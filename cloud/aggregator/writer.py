@@ -1,0 +1,101 @@
+"""Writing one batch of ingested messages in one transaction: predictions stored once per
+(device_id, seq) (a redelivery counts as a duplicate), devices upserted, samples filed by content
+hash under the data directory (never by a name a device chose)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloud.aggregator.parse import DeviceUpdate, Sample
+from cloud.store import Database
+from edge import protocol
+
+INSERT_PREDICTION = """INSERT INTO predictions
+    (device_id, seq, ts, received, model_name, model_version, label, score, top_k, infer_ms, total_ms)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING"""
+TOUCH_DEVICE = """INSERT INTO devices (device_id, last_seen, model_name, model_version) VALUES (?, ?, ?, ?)
+    ON CONFLICT (device_id) DO UPDATE SET last_seen = MAX2(devices.last_seen, excluded.last_seen),
+    model_name = excluded.model_name, model_version = excluded.model_version"""
+INSERT_SAMPLE = """INSERT INTO samples
+    (id, device_id, seq, ts, received, model_name, model_version, predicted, score, reason, bytes)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"""
+
+
+@dataclass
+class Batch:
+    predictions: list[protocol.Prediction] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    updates: list[DeviceUpdate] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.predictions) + len(self.samples) + len(self.updates)
+
+
+def sample_path(data_dir: Path, sample_id: str) -> Path:
+    return data_dir / "samples" / sample_id[:2] / f"{sample_id}.jpg"
+
+
+def _file_sample(data_dir: Path, sample: Sample) -> None:
+    path = sample_path(data_dir, sample.id)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(sample.jpeg)
+    os.replace(tmp, path)
+
+
+def write(db: Database, data_dir: Path, batch: Batch) -> tuple[int, int]:
+    """Commit the batch; returns (predictions stored, duplicates)."""
+    received = time.time()
+    for sample in batch.samples:
+        _file_sample(data_dir, sample)  # before the commit: a stored row always has its picture
+    rows = [
+        (
+            p.device_id,
+            p.seq,
+            p.ts,
+            received,
+            p.model.name,
+            p.model.version,
+            p.top_k[0].label,
+            p.top_k[0].score,
+            json.dumps([s.model_dump() for s in p.top_k]),
+            p.latency_ms.infer,
+            p.latency_ms.total,
+        )
+        for p in batch.predictions
+    ]
+    latest: dict[str, protocol.Prediction] = {}
+    for p in batch.predictions:
+        if p.device_id not in latest or p.ts > latest[p.device_id].ts:
+            latest[p.device_id] = p
+    with db.transaction() as cur:
+        stored = cur.executemany(INSERT_PREDICTION, rows)
+        cur.executemany(TOUCH_DEVICE, [(d, received, p.model.name, p.model.version) for d, p in sorted(latest.items())])
+        for sample in batch.samples:
+            m = sample.meta
+            cur.execute(
+                INSERT_SAMPLE,
+                (sample.id, m.device_id, m.seq, m.ts, received, m.model.name, m.model.version,
+                 m.top_k[0].label, m.top_k[0].score, m.reason, len(sample.jpeg)),
+            )  # fmt: skip
+        for update in batch.updates:
+            _update_device(cur, update, received)
+    return stored, len(rows) - stored
+
+
+def _update_device(cur, update: DeviceUpdate, received: float) -> None:
+    columns = {k: v for k, v in update.values.items() if v is not None}
+    names = ["device_id", "last_seen", *columns]
+    placeholders = ", ".join("?" for _ in names)
+    assignments = ", ".join(f"{name} = excluded.{name}" for name in ["last_seen", *columns])
+    cur.execute(
+        f"INSERT INTO devices ({', '.join(names)}) VALUES ({placeholders}) "
+        f"ON CONFLICT (device_id) DO UPDATE SET {assignments}",
+        (update.device_id, received, *columns.values()),
+    )

@@ -1,0 +1,115 @@
+"""One thin layer over sqlite3 and psycopg: the same SQL (written with `?` placeholders) on both,
+transactions, and the schema created and migrated by the service itself."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from cloud.store.schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """A database URL that cannot be used, or a database that cannot be reached."""
+
+
+class Database:
+    """SQL is written once with `?` placeholders; `MAX2(a, b)` is the larger of two values."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        scheme = urlsplit(url).scheme
+        self._lock = threading.RLock()  # one connection per Database; threads take turns
+        if scheme == "sqlite":
+            path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+            if not path:
+                raise StoreError(f"SQLite URLs look like sqlite:///path/to/file.db, not {url!r}")
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.dialect = "sqlite"
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+        elif scheme in ("postgresql", "postgres"):
+            import psycopg
+
+            self.dialect = "postgresql"
+            try:
+                self._conn = psycopg.connect(url, autocommit=True)
+            except psycopg.OperationalError as exc:
+                raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+        else:
+            raise StoreError(f"database URL must be sqlite:///… or postgresql://…, not {scheme}://")
+        self.migrate()
+
+    def _sql(self, sql: str) -> str:
+        if self.dialect == "postgresql":
+            return sql.replace("?", "%s").replace("MAX2(", "GREATEST(")
+        return sql.replace("MAX2(", "MAX(")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor inside BEGIN … COMMIT (ROLLBACK on error)."""
+        with self._lock:
+            cursor = self._conn.cursor()
+            cursor.execute("BEGIN")
+            try:
+                yield _Cursor(cursor, self._sql)
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            cursor = self._conn.cursor()
+            cursor.execute(self._sql(sql), params)
+            return cursor.fetchall()
+
+    def migrate(self) -> None:
+        """Apply the migrations this database has not seen, each in its own transaction."""
+        with self.transaction() as cur:
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = self.query("SELECT MAX(version) FROM schema_version")[0][0] or 0
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            with self.transaction() as cur:
+                for statement in statements:
+                    cur.execute(statement)
+                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            log.info("database migrated to schema version %d", version)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _Cursor:
+    def __init__(self, cursor: Any, translate) -> None:
+        self._cursor = cursor
+        self._translate = translate
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self._cursor.execute(self._translate(sql), params)
+        return self._cursor.rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        if not rows:
+            return 0
+        self._cursor.executemany(self._translate(sql), rows)
+        return self._cursor.rowcount
+
+    def fetchall(self) -> list[tuple]:
+        return self._cursor.fetchall()
+
+
+def connect(url: str) -> Database:
+    return Database(url)

@@ -1,0 +1,126 @@
+"""Ingest into SQLite and a real PostgreSQL: stored once per (device_id, seq), duplicates and gaps
+counted, samples filed by content hash, hostile payloads rejected by reason, the API reading it."""
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud.aggregator.ingest import Ingest
+from cloud.api.app import create_app
+from cloud.store import connect
+from edge import protocol
+from edge.mqtt import url
+from tests.broker import wait_for
+from tests.fleet import Publisher, prediction
+
+
+@pytest.fixture
+def aggregator(broker, db_url: str, tmp_path: Path):
+    db = connect(db_url)
+    ingest = Ingest(db, tmp_path / "data", url.parse(broker.url), protocol.Topics(), batch_wait_s=0.02)
+    ingest.start()
+    wait_for(lambda: ingest._client.is_connected(), 10, "the aggregator to connect")
+    time.sleep(0.3)  # its subscriptions are in place
+    yield ingest, TestClient(create_app(db, ingest.metrics, tmp_path / "data"))
+    ingest.stop()
+    db.close()
+
+
+def sample_properties(meta: protocol.SampleMeta) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = "image/jpeg"
+    props.UserProperty = [(protocol.SAMPLE_META_PROPERTY, meta.model_dump_json())]
+    return props
+
+
+def test_stored_once_with_duplicates_and_gaps_counted(broker, aggregator) -> None:
+    ingest, api = aggregator
+    fleet = Publisher(broker.port)
+    fleet.send_predictions("cam-1", range(1, 501))
+    fleet.send_predictions("cam-1", range(400, 451))  # redelivered by a device after a reconnect
+    fleet.send_predictions("cam-2", [*range(1, 101), *range(111, 201)])  # ten lost on the way
+    fleet.close()
+    wait_for(lambda: ingest.metrics.counts["stored"] + ingest.metrics.counts["duplicates"] >= 741, 30, "ingest")
+    assert ingest.metrics.counts["stored"] == 690
+    assert ingest.metrics.counts["duplicates"] == 51
+    devices = {d["device_id"]: d for d in api.get("/api/devices").json()}
+    assert devices["cam-1"]["predictions"] == 500
+    assert devices["cam-1"]["missing"] == 0
+    assert devices["cam-2"]["predictions"] == 190
+    assert devices["cam-2"]["missing"] == 10
+    assert devices["cam-1"]["model"] == {"name": "flowers", "version": "1"}
+    assert api.get("/api/devices/cam-1/labels", params={"window": 600}).json() == {"daisy": 500}
+    metrics = api.get("/metrics").text
+    assert "edgeloop_stored_total 690" in metrics
+    assert "edgeloop_duplicates_total 51" in metrics
+
+
+def test_samples_are_verified_and_filed_by_content(broker, aggregator, tmp_path) -> None:
+    ingest, api = aggregator
+    _, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
+    meta = protocol.SampleMeta(
+        device_id="cam-1", seq=7, ts=time.time(), model=protocol.ModelRef(name="flowers", version="1"),
+        top_k=[protocol.Score(label="daisy", score=0.31)], reason="low_confidence",
+    )  # fmt: skip
+    fleet = Publisher(broker.port)
+    topic = protocol.Topics().samples("cam-1")
+    fleet.send(topic, jpeg.tobytes(), properties=sample_properties(meta)).wait_for_publish(10)
+    fleet.send(topic, jpeg.tobytes(), properties=sample_properties(meta)).wait_for_publish(10)  # the same picture
+    fleet.close()
+    wait_for(lambda: ingest.metrics.counts["samples_stored"] >= 2, 10, "samples")
+    listed = api.get("/api/samples").json()
+    assert len(listed) == 1
+    assert listed[0]["predicted"] == "daisy"
+    assert listed[0]["reason"] == "low_confidence"
+    picture = api.get(listed[0]["url"])
+    assert picture.status_code == 200
+    assert picture.content == jpeg.tobytes()
+    assert api.get("/samples/../../etc/passwd.jpg").status_code == 404
+    assert api.get("/samples/" + "0" * 64 + ".jpg").status_code == 404
+
+
+def test_hostile_payloads_are_rejected_by_reason_and_valid_ones_stored(broker, aggregator) -> None:
+    ingest, api = aggregator
+    topics = protocol.Topics()
+    valid = topics.predictions("cam-1")
+    good_meta = protocol.SampleMeta(
+        device_id="cam-1", seq=1, ts=time.time(), model=protocol.ModelRef(name="flowers", version="1"),
+        top_k=[protocol.Score(label="daisy", score=0.3)], reason="random",
+    )  # fmt: skip
+    hostile = [
+        (valid, b"{not json", None, "bad_json"),
+        (valid, b'{"seq": "seven"}', None, "schema"),
+        (valid, prediction("cam-1", 1).replace(b'"score":0.9', b'"score":7'), None, "schema"),
+        (valid, prediction("someone-else", 1), None, "device_mismatch"),
+        (valid, b"x" * 70_000, None, "oversized"),
+        ("edgeloop/devices/../predictions", prediction("cam-1", 1), None, "bad_topic"),
+        (topics.status("cam-1"), b'{"state": "hacked", "ts": 1}', None, "schema"),
+        (topics.samples("cam-1"), b"\xff\xd8 not really a jpeg \xff\xd9", sample_properties(good_meta), "bad_image"),
+        (topics.samples("cam-1"), b"\xff\xd8\xff", None, "schema"),
+        (topics.telemetry("cam-1"), b"[1, 2]", None, "schema"),
+    ]
+    fleet = Publisher(broker.port)
+    infos, expected = [], {}
+    for i in range(1000):
+        topic, payload, props, reason = hostile[i % len(hostile)]
+        infos.append(fleet.send(topic, payload, properties=props))
+        expected[reason] = expected.get(reason, 0) + 1
+        infos.append(fleet.send(valid, prediction("cam-1", 2 * i + 1)))
+        infos.append(fleet.send(valid, prediction("cam-1", 2 * i + 2)))
+    for info in infos:
+        info.wait_for_publish(60)
+    fleet.close()
+    wait_for(lambda: ingest.metrics.counts["messages_in"] >= 3000, 60, "every message")
+    wait_for(lambda: ingest.metrics.counts["stored"] >= 2000, 30, "valid predictions")
+    assert ingest.metrics.counts["stored"] == 2000
+    assert dict(ingest.metrics.rejected) == expected
+    metrics = api.get("/metrics").text
+    for reason, count in expected.items():
+        assert f'edgeloop_rejected_by_reason_total{{reason="{reason}"}} {count}' in metrics
+    assert api.get("/api/devices").status_code == 200

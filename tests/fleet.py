@@ -1,0 +1,46 @@
+"""A simulated fleet for the cloud's tests and benchmarks: predictions as devices send them,
+published straight to the broker at QoS 1, every return code checked."""
+
+from __future__ import annotations
+
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge import protocol
+
+
+def prediction(device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1") -> bytes:
+    return protocol.Prediction(
+        device_id=device_id,
+        seq=seq,
+        ts=time.time(),
+        model=protocol.ModelRef(name="flowers", version=version),
+        top_k=[protocol.Score(label=label, score=score), protocol.Score(label="roses", score=round(1 - score, 6))],
+        latency_ms=protocol.Latency(infer=2.0, total=4.0),
+    ).encode()
+
+
+class Publisher:
+    def __init__(self, port: int, client_id: str = "test-fleet") -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.max_inflight_messages_set(1000)
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def send(self, topic: str, payload: bytes, qos: int = 1, properties=None) -> mqtt.MQTTMessageInfo:
+        info = self.client.publish(topic, payload, qos, properties=properties)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")
+        return info
+
+    def send_predictions(self, device_id: str, seqs, topics: protocol.Topics | None = None) -> None:
+        topic = (topics or protocol.Topics()).predictions(device_id)
+        infos = [self.send(topic, prediction(device_id, seq)) for seq in seqs]
+        for info in infos:
+            info.wait_for_publish(timeout=60)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
