@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from cloud.aggregator.metrics import Metrics
@@ -18,6 +18,9 @@ from cloud.store import Database
 from edge import protocol
 
 SAMPLE_ID = re.compile(r"^[0-9a-f]{64}$")
+DASHBOARD = Path(__file__).with_name("dashboard.html")
+LOW_CONFIDENCE = 0.5
+BINS = 10
 
 
 class Device(BaseModel):
@@ -30,6 +33,15 @@ class Device(BaseModel):
     predictions: int
     missing: int
     message: str | None
+
+
+class Confidence(BaseModel):
+    predictions: int
+    mean: float
+    low_threshold: float
+    low_share: float
+    bins: list[float]  # lower edge of each bin of the top-1 score
+    counts: list[int]
 
 
 class SampleOut(BaseModel):
@@ -51,6 +63,15 @@ DEVICES = """SELECT d.device_id, d.state, d.last_seen, d.model_name, d.model_ver
     FROM devices d LEFT JOIN (
         SELECT device_id, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM predictions GROUP BY device_id
     ) p ON p.device_id = d.device_id ORDER BY d.device_id"""
+
+
+# A histogram of top-1 scores in portable SQL (no FLOOR in SQLite, CAST rounds in PostgreSQL).
+CONFIDENCE = "SELECT COUNT(*), SUM(score), {} FROM predictions WHERE device_id = ? AND ts >= ?".format(
+    ", ".join(
+        f"SUM(CASE WHEN score >= {i / BINS} AND (score < {(i + 1) / BINS} OR {i + 1} = {BINS}) THEN 1 ELSE 0 END)"
+        for i in range(BINS)
+    )
+)
 
 
 def create_app(db: Database, metrics: Metrics, data_dir: Path) -> FastAPI:
@@ -80,6 +101,23 @@ def create_app(db: Database, metrics: Metrics, data_dir: Path) -> FastAPI:
             (device_id, time.time() - window),
         )
         return dict(rows)
+
+    @app.get("/api/devices/{device_id}/confidence", response_model=Confidence)
+    def confidence(device_id: str, window: float = Query(3600, gt=0, description="seconds back from now")):
+        row = db.query(CONFIDENCE, (device_id, time.time() - window))[0]
+        n, total, counts = row[0], row[1] or 0.0, [int(c or 0) for c in row[2:]]
+        return Confidence(
+            predictions=n,
+            mean=total / n if n else 0.0,
+            low_threshold=LOW_CONFIDENCE,
+            low_share=sum(counts[: int(LOW_CONFIDENCE * BINS)]) / n if n else 0.0,
+            bins=[i / BINS for i in range(BINS)],
+            counts=counts,
+        )
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def dashboard() -> str:
+        return DASHBOARD.read_text()
 
     @app.get("/api/samples", response_model=list[SampleOut])
     def samples(status: Literal["unlabelled", "labelled"] = "unlabelled", limit: int = Query(100, ge=1, le=1000)):

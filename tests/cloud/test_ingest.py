@@ -56,6 +56,11 @@ def test_stored_once_with_duplicates_and_gaps_counted(broker, aggregator) -> Non
     assert devices["cam-2"]["missing"] == 10
     assert devices["cam-1"]["model"] == {"name": "flowers", "version": "1"}
     assert api.get("/api/devices/cam-1/labels", params={"window": 600}).json() == {"daisy": 500}
+    confidence = api.get("/api/devices/cam-1/confidence", params={"window": 600}).json()
+    assert confidence["predictions"] == 500
+    assert confidence["counts"] == [0] * 9 + [500]
+    assert confidence["mean"] == pytest.approx(0.9)
+    assert confidence["low_share"] == 0
     metrics = api.get("/metrics").text
     assert "edgeloop_stored_total 690" in metrics
     assert "edgeloop_duplicates_total 51" in metrics
