@@ -129,3 +129,24 @@ def test_hostile_payloads_are_rejected_by_reason_and_valid_ones_stored(broker, a
     for reason, count in expected.items():
         assert f'edgeloop_rejected_by_reason_total{{reason="{reason}"}} {count}' in metrics
     assert api.get("/api/devices").status_code == 200
+
+
+def test_status_and_telemetry_update_the_fleet_table(broker, aggregator) -> None:
+    _, api = aggregator
+    topics = protocol.Topics()
+    status = protocol.Status(
+        state="online", ts=time.time(), model=protocol.ModelRef(name="flowers", version="7"), backend="tensorrt"
+    )
+    fleet = Publisher(broker.port)
+    fleet.send(topics.status("jetson-3"), status.encode()).wait_for_publish(10)
+    fleet.send(topics.telemetry("jetson-3"), b'{"fps": 29.7, "backend": "tensorrt"}', qos=0)
+    wait_for(lambda: any(d["fps"] for d in api.get("/api/devices").json()), 10, "telemetry")
+    fleet.send(topics.status("jetson-3"), status.model_copy(update={"state": "offline"}).encode()).wait_for_publish(10)
+    fleet.close()
+    wait_for(lambda: api.get("/api/devices").json()[0]["state"] == "offline", 10, "the offline status")
+    (device,) = api.get("/api/devices").json()
+    assert device["device_id"] == "jetson-3"
+    assert device["model"] == {"name": "flowers", "version": "7"}
+    assert device["backend"] == "tensorrt"
+    assert device["fps"] == pytest.approx(29.7)
+    assert device["predictions"] == 0
