@@ -4,6 +4,7 @@ telemetry. One bad frame or one failed publish is logged and counted; it never s
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -12,7 +13,7 @@ import cv2
 import numpy as np
 
 from edge import protocol
-from edge.classifier import Classifier, Prediction
+from edge.classifier import Classifier
 from edge.config import EdgeConfig
 from edge.preview import Preview
 from edge.publisher import Publisher
@@ -101,8 +102,10 @@ class Pipeline:
             self.preview.offer(image, top[0].label, top[0].score)
         if not self.policy.should_publish(top[0].label, time.time()):
             return
-        seq = self.publisher.next_seq()
+        if not all(math.isfinite(p.score) for p in top):
+            raise ValueError(f"the model gave a non-finite score: {top}")  # before taking a seq: no gap
         scores = [protocol.Score(label=p.label, score=min(max(p.score, 0.0), 1.0)) for p in top]
+        seq = self.publisher.next_seq()
         total_ms = (time.time() - ts) * 1000
         prediction = protocol.Prediction(
             device_id=self.cfg.device_id,
@@ -116,10 +119,16 @@ class Pipeline:
         self.total_ms.append(total_ms)
         self.counts["published"] += 1
         if reason := self.sampler.pick(top[0].score):
-            self._send_sample(image, ts, seq, top, reason, model)
+            self._send_sample(image, ts, seq, scores, reason, model)
 
     def _send_sample(
-        self, image: np.ndarray, ts: float, seq: int, top: list[Prediction], reason: str, model: protocol.ModelRef
+        self,
+        image: np.ndarray,
+        ts: float,
+        seq: int,
+        scores: list[protocol.Score],
+        reason: str,
+        model: protocol.ModelRef,
     ) -> None:
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         if not ok:
@@ -129,7 +138,7 @@ class Pipeline:
             seq=seq,
             ts=ts,
             model=model,
-            top_k=[protocol.Score(label=p.label, score=p.score) for p in top],
+            top_k=scores,
             reason=reason,
         )
         sent = self.publisher.publish_now(

@@ -78,7 +78,7 @@ class Topics:
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     def encode(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -109,13 +109,13 @@ class Latency(_Payload):
 class Prediction(_Payload):
     schema_: int = Field(SCHEMA, alias="schema")
     device_id: str
-    seq: int = Field(ge=0, description="+1 per prediction per device, kept across restarts")
+    seq: int = Field(ge=0, lt=2**63, description="+1 per prediction per device, kept across restarts")
     ts: float = Field(description="the frame's capture time, Unix seconds")
     model: ModelRef
     top_k: list[Score] = Field(min_length=1)
     latency_ms: Latency
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     def encode(self) -> bytes:
         return self.model_dump_json(by_alias=True, exclude_none=True).encode()
@@ -125,10 +125,10 @@ class SampleMeta(_Payload):
     """What travels beside a sample's JPEG: why it was picked and what the model said."""
 
     device_id: str
-    seq: int
+    seq: int = Field(ge=0, lt=2**63)
     ts: float
     model: ModelRef
-    top_k: list[Score]
+    top_k: list[Score] = Field(min_length=1)
     reason: Literal["low_confidence", "random"]
 
 

@@ -22,6 +22,7 @@ from edge.outbox import Outbox
 log = logging.getLogger(__name__)
 
 WINDOW = 1000  # messages handed to paho and not yet acknowledged
+QUEUE_MAX = 100_000  # predictions waiting for the outbox; past it (a stuck disk) new ones are dropped, counted
 SEQ_COUNTER = "seq"
 
 
@@ -41,7 +42,7 @@ class Publisher:
         self.topics = topics
         self.outbox = outbox
         self._status = status
-        self._queue: queue.Queue[tuple[str, bytes, int, dict | None]] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, bytes, int, dict | None]] = queue.Queue(maxsize=QUEUE_MAX)
         self._connected = threading.Event()
         self._stop = threading.Event()
         self._acked_mids: list[int] = []  # appended by paho's thread, drained by ours
@@ -50,7 +51,12 @@ class Publisher:
         self._ack_lock = threading.Lock()  # never held while calling into paho (paho calls us under its locks)
         self._seq_lock = threading.Lock()
         self._seq = outbox.counter(SEQ_COUNTER)
-        self.counts = {"published": 0, "acked": 0, "skipped_offline": 0, "outbox_errors": 0, "reconnects": 0}
+        self.counts = {
+            "published": 0, "acked": 0, "refused": 0, "skipped_offline": 0, "outbox_errors": 0, "dropped": 0,
+            "reconnects": 0,
+        }  # fmt: skip
+        self._subscriptions_lock = threading.Lock()
+        self._refused: list[int] = []  # mids the broker answered with an error reason code
         self._client = make_client(address, f"edgeloop-{device_id}", ca_file)
         self._client.max_inflight_messages_set(100)
         self._client.will_set(topics.status(device_id), status("offline").encode(), protocol.QOS_STATUS, True)
@@ -70,7 +76,8 @@ class Publisher:
 
     def subscribe(self, topic: str, handler: Callable[[bytes], None]) -> None:
         """Call `handler(payload)` (on paho's thread: keep it short) for messages on `topic`, from every connect on."""
-        self._subscriptions[topic] = handler
+        with self._subscriptions_lock:
+            self._subscriptions[topic] = handler
         if self.connected:
             self._client.subscribe(topic, qos=1)
 
@@ -95,7 +102,12 @@ class Publisher:
 
     def submit(self, topic: str, payload: bytes, seq: int | None = None) -> None:
         """Queue a QoS 1 message for the outbox; `seq` marks a prediction, to persist the counter."""
-        self._queue.put((topic, payload, protocol.QOS_PREDICTIONS, {SEQ_COUNTER: seq} if seq is not None else None))
+        try:
+            self._queue.put_nowait(
+                (topic, payload, protocol.QOS_PREDICTIONS, {SEQ_COUNTER: seq} if seq is not None else None)
+            )
+        except queue.Full:
+            self.counts["dropped"] += 1
 
     def announce(self, message: str | None = None) -> None:
         """Publish the current status (retained), e.g. after a model swap or a rejected update."""
@@ -117,7 +129,9 @@ class Publisher:
             return
         log.info("connected to %s", self.address)
         client.publish(self.topics.status(self.device_id), self._status("online").encode(), protocol.QOS_STATUS, True)
-        for topic in self._subscriptions:
+        with self._subscriptions_lock:
+            topics = list(self._subscriptions)
+        for topic in topics:
             client.subscribe(topic, qos=1)
         self._connected.set()
 
@@ -131,7 +145,8 @@ class Publisher:
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._ack_lock:
-            self._acked_mids.append(mid)
+            # An MQTT v5 PUBACK can refuse (not authorised, quota exceeded): that message is not delivered.
+            (self._refused if reason_code.is_failure else self._acked_mids).append(mid)
 
     def _store(self, block_s: float) -> None:
         """Move queued messages into the outbox, in one transaction."""
@@ -158,8 +173,15 @@ class Publisher:
         """Give paho the next messages from the outbox, in order, keeping at most WINDOW unacknowledged."""
         with self._ack_lock:
             mids, self._acked_mids = self._acked_mids, []
+            refused, self._refused = self._refused, []
         # Every mid handed over earlier is registered by now; others are status, sample or telemetry mids.
         acked = [self._handed.pop(mid) for mid in mids if mid in self._handed]
+        refused_ids = [self._handed.pop(mid) for mid in refused if mid in self._handed]
+        if refused_ids:
+            self.counts["refused"] += len(refused_ids)
+            log.error("the broker refused %d predictions (ACL or quota?); they stay in the outbox", len(refused_ids))
+            self._last_handed = min(self._last_handed, min(refused_ids) - 1)
+            self._stop.wait(1.0)  # back off before handing them over again
         self.outbox.remove(acked)
         self.counts["acked"] += len(acked)
         room = WINDOW - len(self._handed)
@@ -176,8 +198,13 @@ class Publisher:
 
     def _run(self) -> None:
         while not self._stop.is_set() or not self._queue.empty():
-            self._store(0.02)
-            self._hand_over()
+            try:
+                self._store(0.02)
+                self._hand_over()
+            except Exception:  # a full or broken disk: log, count, back off, carry on
+                self.counts["outbox_errors"] += 1
+                log.exception("publisher loop failed; retrying")
+                time.sleep(1.0)
 
     def pending(self) -> int:
         return len(self.outbox) + self._queue.qsize()
@@ -201,7 +228,10 @@ class Publisher:
             info = self._client.publish(
                 self.topics.status(self.device_id), self._status("offline").encode(), protocol.QOS_STATUS, True
             )
-            info.wait_for_publish(timeout=2)
+            try:
+                info.wait_for_publish(timeout=2)
+            except (RuntimeError, ValueError):
+                log.warning("could not publish offline before disconnecting; the last will says it")
         self._client.disconnect()
         self._client.loop_stop()
         left = len(self.outbox)

@@ -11,14 +11,15 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from edge import bundle, protocol
-from edge.backends import BackendUnavailable
 from edge.classifier import Classifier
+from edge.mqtt.url import redact
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,16 @@ class UpdateError(Exception):
     pass
 
 
+def redact_urls(text: str) -> str:
+    """Status messages are read by the whole fleet: no credentials from a URL in them."""
+    return re.sub(r"[a-z][a-z0-9+.-]*://[^\s'\"]+", lambda m: redact(m.group(0)), text)
+
+
 def download(url: str, target: Path, sha256: str) -> Path:
     """Fetch `url` to `target` (through a .part file) and check its sha256 on the way."""
+    shown = redact(url)
     if not url.startswith(("http://", "https://")):
-        raise UpdateError(f"refusing to download from {url!r}: only http(s)")
+        raise UpdateError(f"refusing to download from {shown!r}: only http(s)")
     digest = hashlib.sha256()
     part = target.with_name(target.name + ".part")
     size = 0
@@ -43,14 +50,14 @@ def download(url: str, target: Path, sha256: str) -> Path:
             while chunk := response.read(1 << 20):
                 size += len(chunk)
                 if size > MAX_DOWNLOAD_BYTES:
-                    raise UpdateError(f"{url} is larger than {MAX_DOWNLOAD_BYTES} bytes")
+                    raise UpdateError(f"{shown} is larger than {MAX_DOWNLOAD_BYTES} bytes")
                 digest.update(chunk)
                 out.write(chunk)
         if digest.hexdigest() != sha256:
-            raise UpdateError(f"{url} does not match the announced sha256 (got {digest.hexdigest()[:12]}…)")
+            raise UpdateError(f"{shown} does not match the announced sha256 (got {digest.hexdigest()[:12]}…)")
         os.replace(part, target)
     except OSError as exc:
-        raise UpdateError(f"cannot download {url}: {exc}") from exc
+        raise UpdateError(f"cannot download {shown}: {exc}") from exc
     finally:
         part.unlink(missing_ok=True)
     return target
@@ -108,10 +115,10 @@ class ModelUpdater(threading.Thread):
             self.counts["announcements"] += 1
             try:
                 self._apply(protocol.Announcement.decode(payload))
-            except (protocol.ProtocolError, UpdateError, bundle.BundleError, BackendUnavailable) as exc:
+            except Exception as exc:  # whatever fails (download, checks, loading on this device): keep running
                 self.counts["rejected"] += 1
                 log.error("model update rejected, the running model stays: %s", exc)
-                self.report(f"rejected model update: {exc}")
+                self.report(f"rejected model update: {redact_urls(str(exc))}")
 
     def _apply(self, announced: protocol.Announcement) -> None:
         running = self.current().bundle.meta
@@ -120,7 +127,7 @@ class ModelUpdater(threading.Thread):
         if announced.version == running.version:
             return
         protocol.check_id(announced.version, "model version")
-        log.info("model %s %s announced; fetching %s", announced.name, announced.version, announced.url)
+        log.info("model %s %s announced; fetching %s", announced.name, announced.version, redact(announced.url))
         archive = download(announced.url, self.dir / f"{announced.name}-{announced.version}.tar.gz", announced.sha256)
         try:
             unpacked = bundle.unpack(archive, self.dir / f"{announced.name}-{announced.version}")

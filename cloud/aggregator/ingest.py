@@ -91,6 +91,9 @@ class Ingest:
             item = parse.Rejected("bad_topic")
         except parse.Rejected as rejected:
             item = rejected
+        except Exception as exc:  # whatever a hostile payload provokes, the service carries on
+            log.warning("unexpected error on a message from %s: %r", message.topic, exc)
+            item = parse.Rejected("internal", repr(exc)[:200])
         self._queue.put((message.mid, message.qos, item))
 
     def _next_batch(self) -> tuple[writer.Batch, list[tuple[int, int]]]:
@@ -122,7 +125,8 @@ class Ingest:
         return batch, acks
 
     def _commit(self, batch: writer.Batch) -> None:
-        """Write until the database takes it: an unacknowledged batch is never dropped."""
+        """Write until the database takes it: an unacknowledged batch is never dropped. A database
+        that is away is waited for; a message it refuses (bad data) is found, rejected and counted."""
         delay = 0.5
         while True:
             try:
@@ -131,11 +135,23 @@ class Ingest:
                 if batch.predictions:
                     self.metrics.lag_s = time.time() - max(p.ts for p in batch.predictions)
                 return
-            except Exception:
+            except Exception as exc:
                 self.metrics.add(store_errors=1)
-                log.exception("storing a batch of %d failed; retrying in %.1fs", len(batch), delay)
+                if not self.db.transient(exc):
+                    if len(batch) == 1:
+                        log.warning("the database refused a message: %r", exc)
+                        self.metrics.reject("unstorable")
+                        return
+                    for single in batch.singles():
+                        self._commit(single)
+                    return
+                log.warning("storing a batch of %d failed (%r); retrying in %.1fs", len(batch), exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10)
+                try:
+                    self.db.reconnect()
+                except Exception as again:
+                    log.warning("reconnecting to the database failed: %r", again)
 
     def _run(self) -> None:
         while not self._stop.is_set():

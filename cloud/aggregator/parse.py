@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,10 +79,11 @@ def device_update(device_id: str, kind: str, payload: bytes) -> DeviceUpdate:
         raise Rejected("oversized")
     try:
         telemetry = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise Rejected("bad_json") from exc
     if not isinstance(telemetry, dict):
         raise Rejected("schema", "telemetry is not an object")
     fps = telemetry.get("fps")
-    values = {"fps": float(fps) if isinstance(fps, int | float) else None, "telemetry": json.dumps(telemetry)}
+    fps = float(fps) if isinstance(fps, float) or (isinstance(fps, int) and abs(fps) < 10**9) else None
+    values = {"fps": fps if fps is not None and math.isfinite(fps) else None, "telemetry": json.dumps(telemetry)}
     return DeviceUpdate(device_id, kind, values)

@@ -34,6 +34,12 @@ class Batch:
     def __len__(self) -> int:
         return len(self.predictions) + len(self.samples) + len(self.updates)
 
+    def singles(self):
+        """One batch per message, to find the one a database refuses."""
+        yield from (Batch(predictions=[p]) for p in self.predictions)
+        yield from (Batch(samples=[s]) for s in self.samples)
+        yield from (Batch(updates=[u]) for u in self.updates)
+
 
 def sample_path(data_dir: Path, sample_id: str) -> Path:
     return data_dir / "samples" / sample_id[:2] / f"{sample_id}.jpg"

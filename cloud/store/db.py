@@ -38,16 +38,39 @@ class Database:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
         elif scheme in ("postgresql", "postgres"):
-            import psycopg
-
             self.dialect = "postgresql"
-            try:
-                self._conn = psycopg.connect(url, autocommit=True)
-            except psycopg.OperationalError as exc:
-                raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+            self._conn = self._connect_postgres()
         else:
             raise StoreError(f"database URL must be sqlite:///… or postgresql://…, not {scheme}://")
         self.migrate()
+
+    def _connect_postgres(self):
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    def transient(self, exc: BaseException) -> bool:
+        """An error worth retrying (a server restart, a busy or full disk), not one in the data."""
+        if isinstance(exc, StoreError):
+            return True
+        if self.dialect == "sqlite":
+            return isinstance(exc, sqlite3.OperationalError)
+        import psycopg
+
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+    def reconnect(self) -> None:
+        """After a transient error: PostgreSQL gets a new connection (SQLite's file needs none)."""
+        if self.dialect == "postgresql":
+            with self._lock:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = self._connect_postgres()
+                    log.info("reconnected to PostgreSQL")
 
     def _sql(self, sql: str) -> str:
         if self.dialect == "postgresql":
@@ -63,7 +86,10 @@ class Database:
             try:
                 yield _Cursor(cursor, self._sql)
             except BaseException:
-                cursor.execute("ROLLBACK")
+                try:
+                    cursor.execute("ROLLBACK")
+                except Exception:  # a broken connection: the original error is the one to report
+                    log.debug("rollback failed", exc_info=True)
                 raise
             cursor.execute("COMMIT")
 

@@ -37,6 +37,7 @@ def make_client(
     if address.tls:
         client.tls_set(ca_certs=str(ca_file) if ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    client.suppress_exceptions = True  # a bug in one callback must not end the network thread
     return client
 
 

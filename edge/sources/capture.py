@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 
-from edge.sources.base import BadFrame, EndOfStream, Frame, Source, SourceError
+from edge.sources.base import BadFrame, EndOfStream, Frame, Source
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Capture:
                 self.source.open()
                 log.log(logging.DEBUG if self.counts["frames"] else logging.INFO, "opened %s", self.source)
                 return True
-            except SourceError as exc:
+            except Exception as exc:  # SourceError, or whatever OpenCV or the OS raised
                 log.warning("%s; retrying in %.1fs", exc, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
@@ -79,26 +79,33 @@ class Capture:
 
     def _run(self) -> None:
         index = 0
-        while self._open():
-            try:
-                while not self._stop.is_set():
-                    try:
-                        image = self.source.read()
-                    except BadFrame as exc:
-                        self.counts["bad_frames"] += 1
-                        log.warning("skipping a bad frame: %s", exc)
-                        continue
-                    self._put(Frame(image, time.time(), index))
-                    index += 1
-            except EndOfStream:
-                if not self.loop:
-                    break
-            except SourceError as exc:
-                self.counts["reopens"] += 1
-                log.warning("%s; reopening", exc)
-            finally:
-                self.source.close()
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
-        log.info("capture of %s ended: %s", self.source, self.counts)
+        delay = BACKOFF_MIN_S
+        try:
+            while self._open():
+                read_any = False
+                try:
+                    while not self._stop.is_set():
+                        try:
+                            image = self.source.read()
+                        except BadFrame as exc:
+                            self.counts["bad_frames"] += 1
+                            log.warning("skipping a bad frame: %s", exc)
+                            continue
+                        self._put(Frame(image, time.time(), index))
+                        index += 1
+                        read_any = True
+                except EndOfStream:
+                    if not self.loop or not read_any:
+                        break
+                except Exception as exc:  # SourceError, or an OpenCV error on a frame it could not convert
+                    self.counts["reopens"] += 1
+                    delay = BACKOFF_MIN_S if read_any else min(delay * 2, BACKOFF_MAX_S)
+                    log.warning("%s; reopening in %.1fs", exc, delay)
+                    self._stop.wait(delay)  # a source that opens but never delivers is not reopened in a busy loop
+                finally:
+                    self.source.close()
+        finally:
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+            log.info("capture of %s ended: %s", self.source, self.counts)

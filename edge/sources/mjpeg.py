@@ -44,6 +44,8 @@ class MJPEGSource(Source):
             text = line.strip().lower()
             if text.startswith(b"content-length:"):
                 length = int(text.split(b":", 1)[1])
+                if length <= 0:
+                    raise SourceError(f"{self}: a part with Content-Length {length}")
             elif not text and length is not None:
                 break
         if length > MAX_PART_BYTES:

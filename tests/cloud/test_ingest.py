@@ -109,6 +109,9 @@ def test_hostile_payloads_are_rejected_by_reason_and_valid_ones_stored(broker, a
         (topics.samples("cam-1"), b"\xff\xd8 not really a jpeg \xff\xd9", sample_properties(good_meta), "bad_image"),
         (topics.samples("cam-1"), b"\xff\xd8\xff", None, "schema"),
         (topics.telemetry("cam-1"), b"[1, 2]", None, "schema"),
+        (topics.telemetry("cam-1"), b"[" * 30_000, None, "bad_json"),
+        (valid, prediction("cam-1", 1).replace(b'"seq":1,', b'"seq":100000000000000000000000,'), None, "schema"),
+        (valid, prediction("cam-1", 1).replace(b'"infer":2.0', b'"infer":NaN'), None, "schema"),
     ]
     fleet = Publisher(broker.port)
     infos, expected = [], {}

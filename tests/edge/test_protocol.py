@@ -51,6 +51,8 @@ def test_prediction_round_trips_with_the_designed_keys() -> None:
         json.dumps(_prediction(seq=-1)).encode(),
         json.dumps(_prediction(top_k=[])).encode(),
         json.dumps(_prediction(top_k=[{"label": "a", "score": 1.5}])).encode(),
+        json.dumps(_prediction(seq=10**23)).encode(),
+        json.dumps(_prediction(ts=float("nan"))).encode(),
         json.dumps({k: v for k, v in _prediction().items() if k != "device_id"}).encode(),
     ],
 )

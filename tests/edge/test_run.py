@@ -186,3 +186,25 @@ def test_tls_with_the_device_s_ca_file(tiny_bundle, video, tmp_path) -> None:
             assert len(Outbox(state / "outbox-cam-1.sqlite")) == (0 if ca else 10)
     finally:
         server.stop()
+
+
+def test_predictions_the_broker_refuses_stay_in_the_outbox(tiny_bundle, video, tmp_path) -> None:
+    import subprocess
+
+    from edge.outbox import Outbox
+    from tests.broker import Mosquitto
+
+    server = Mosquitto(tmp_path / "broker")
+    (tmp_path / "acl").write_text("topic read edgeloop/#\ntopic write edgeloop/devices/cam-1/status\n")
+    server.conf.write_text(server.conf.read_text() + f"acl_file {tmp_path / 'acl'}\n")
+    server.start()
+    try:
+        args = ["--model", tiny_bundle, "--source", video, "--device-id", "cam-1", "--max-frames", "10", "--loop"]
+        args += ["--broker", server.url, "--state-dir", tmp_path / "state"]
+        command = [sys.executable, "-m", "edge", "run", *map(str, args)]
+        edge = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        server.stop()
+    assert edge.returncode == 0
+    assert "the broker refused" in edge.stderr
+    assert len(Outbox(tmp_path / "state" / "outbox-cam-1.sqlite")) == 10, "not authorised is not delivered"
