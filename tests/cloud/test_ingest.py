@@ -153,3 +153,29 @@ def test_status_and_telemetry_update_the_fleet_table(broker, aggregator) -> None
     assert device["backend"] == "tensorrt"
     assert device["fps"] == pytest.approx(29.7)
     assert device["predictions"] == 0
+
+
+def test_instances_sharing_a_subscription_split_the_load_and_store_once(broker, db_url, tmp_path) -> None:
+    instances = []
+    for name in ("a", "b"):
+        db = connect(db_url)
+        ingest = Ingest(db, tmp_path / "data", url.parse(broker.url), protocol.Topics(), client_id=name, group="g")
+        ingest.start()
+        instances.append((ingest, db))
+    try:
+        wait_for(lambda: all(i._client.is_connected() for i, _ in instances), 10, "both instances")
+        time.sleep(0.3)
+        fleet = Publisher(broker.port)
+        fleet.send_predictions("cam-1", range(1, 2001))
+        fleet.send_predictions("cam-1", range(1, 201))  # redelivered: may land on the other instance
+        fleet.close()
+        total = lambda key: sum(i.metrics.counts[key] for i, _ in instances)  # noqa: E731
+        wait_for(lambda: total("stored") + total("duplicates") >= 2200, 30, "both instances to drain")
+        assert total("stored") == 2000
+        assert total("duplicates") == 200
+        assert all(i.metrics.counts["messages_in"] > 200 for i, _ in instances), "the load is shared"
+        assert instances[0][1].query("SELECT COUNT(*), COUNT(DISTINCT seq) FROM predictions")[0] == (2000, 2000)
+    finally:
+        for ingest, db in instances:
+            ingest.stop()
+            db.close()
