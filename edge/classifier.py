@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge import backends, images
+from edge import backends, images, protocol
 from edge.bundle import Bundle
 
 
@@ -21,6 +21,7 @@ class Classifier:
         self.bundle = bundle
         self.backend = backends.create(backend, bundle)
         self.labels = bundle.meta.labels
+        self.model_ref = protocol.ModelRef(name=bundle.meta.name, version=bundle.meta.version)
         self._size = (bundle.meta.input.height, bundle.meta.input.width)
 
     def probabilities(self, frames: list[np.ndarray]) -> np.ndarray:

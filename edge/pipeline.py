@@ -61,11 +61,6 @@ class Pipeline:
         self.total_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._started = time.monotonic()
 
-    @property
-    def model(self) -> protocol.ModelRef:
-        meta = self.classifier.bundle.meta
-        return protocol.ModelRef(name=meta.name, version=meta.version)
-
     def run(self, stop: threading.Event) -> None:
         """Classify frames until `stop` is set, the source ends, or --max-frames is reached."""
         self._started = time.monotonic()
@@ -94,8 +89,6 @@ class Pipeline:
         probabilities = classifier.probabilities([image])[0]
         infer_ms = (time.perf_counter() - start) * 1000
         top = classifier.top_k(probabilities, self.cfg.top_k)
-        meta = classifier.bundle.meta
-        model = protocol.ModelRef(name=meta.name, version=meta.version)
         self.counts["processed"] += 1
         self.infer_ms.append(infer_ms)
         if self.preview is not None:
@@ -111,7 +104,7 @@ class Pipeline:
             device_id=self.cfg.device_id,
             seq=seq,
             ts=ts,
-            model=model,
+            model=classifier.model_ref,
             top_k=scores,
             latency_ms=protocol.Latency(infer=round(infer_ms, 3), total=round(max(total_ms, 0.0), 3)),
         )
@@ -119,27 +112,14 @@ class Pipeline:
         self.total_ms.append(total_ms)
         self.counts["published"] += 1
         if reason := self.sampler.pick(top[0].score):
-            self._send_sample(image, ts, seq, scores, reason, model)
+            self._send_sample(image, prediction, reason)
 
-    def _send_sample(
-        self,
-        image: np.ndarray,
-        ts: float,
-        seq: int,
-        scores: list[protocol.Score],
-        reason: str,
-        model: protocol.ModelRef,
-    ) -> None:
+    def _send_sample(self, image: np.ndarray, prediction: protocol.Prediction, reason: str) -> None:
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         if not ok:
             return
         meta = protocol.SampleMeta(
-            device_id=self.cfg.device_id,
-            seq=seq,
-            ts=ts,
-            model=model,
-            top_k=scores,
-            reason=reason,
+            **prediction.model_dump(include={"device_id", "seq", "ts", "model", "top_k"}), reason=reason
         )
         sent = self.publisher.publish_now(
             self.topics.samples(self.cfg.device_id),
@@ -160,7 +140,7 @@ class Pipeline:
             "ts": time.time(),
             "fps": round(self.counts["processed"] / elapsed, 2),
             "backend": self.classifier.backend.name,
-            "model": self.model.model_dump(),
+            "model": self.classifier.model_ref.model_dump(),
             "latency_ms": {
                 "infer_p50": round(float(np.percentile(infer, 50)), 3),
                 "infer_p99": round(float(np.percentile(infer, 99)), 3),

@@ -65,13 +65,8 @@ class Runtime:
         self.pipeline.swap(classifier)
 
     def status(self, state: str) -> protocol.Status:
-        classifier = self.classifier
-        meta = classifier.bundle.meta
         return protocol.Status(
-            state=state,
-            ts=time.time(),
-            model=protocol.ModelRef(name=meta.name, version=meta.version),
-            backend=classifier.backend.name,
+            state=state, ts=time.time(), model=self.classifier.model_ref, backend=self.classifier.backend.name
         )
 
     def run(self, stop: threading.Event) -> None:
