@@ -9,10 +9,22 @@ from tests.broker import Mosquitto, Recorder
 from tests.conftest import ROOT
 
 
-def start_edge(bundle: Path, video: Path, broker: Mosquitto, state: Path, *extra: str) -> subprocess.Popen:
-    args = ["--model", bundle, "--source", video, "--broker", broker.url, "--device-id", "cam-1"]
+def edge_command(bundle: Path, video: Path, broker_url: str, state: Path, *extra: object) -> list[str]:
+    args = ["--model", bundle, "--source", video, "--broker", broker_url, "--device-id", "cam-1"]
     args += ["--state-dir", state, "--keepalive-s", "2", "--telemetry-interval-s", "1", *extra]
-    return subprocess.Popen([sys.executable, "-m", "edge", "run", *map(str, args)], cwd=ROOT, stderr=subprocess.PIPE)
+    return [sys.executable, "-m", "edge", "run", *map(str, args)]
+
+
+def start_edge(bundle: Path, video: Path, broker: Mosquitto, state: Path, *extra: object) -> subprocess.Popen:
+    return subprocess.Popen(edge_command(bundle, video, broker.url, state, *extra), cwd=ROOT, stderr=subprocess.PIPE)
+
+
+def run_edge(
+    bundle: Path, video: Path, broker_url: str, state: Path, frames: int, *extra: object, env: dict | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the device for `frames` frames of a looped video, to the end; its log is in `.stderr`."""
+    command = edge_command(bundle, video, broker_url, state, "--max-frames", frames, "--loop", *extra)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
 def seqs(recorder: Recorder) -> list[int]:

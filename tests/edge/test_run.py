@@ -3,11 +3,10 @@ continuous across restarts, `offline` when stopped or killed."""
 
 import json
 import signal
-import sys
 import time
 
 from tests.broker import wait_for
-from tests.edge.running import seqs, start_edge, states
+from tests.edge.running import run_edge, seqs, start_edge, states
 
 
 def test_a_broker_outage_loses_no_prediction(tiny_bundle, video, broker, recorder, tmp_path) -> None:
@@ -108,15 +107,8 @@ def test_credentials_from_the_environment_and_never_logged(tiny_bundle, video, t
     try:
         for password, left_in_outbox in (("wrong-pw", 20), ("s3cret-pw", 0)):
             env = {**os.environ, "EDGELOOP_MQTT_PASSWORD": password}
-            args = ["--model", tiny_bundle, "--source", video, "--device-id", "cam-1", "--max-frames", "20", "--loop"]
-            args += ["--broker", server.url.replace("mqtt://", "mqtt://cam-1@"), "--state-dir", tmp_path / password]
-            edge = subprocess.run(
-                [sys.executable, "-m", "edge", "run", *map(str, args)],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            broker_url = server.url.replace("mqtt://", "mqtt://cam-1@")
+            edge = run_edge(tiny_bundle, video, broker_url, tmp_path / password, 20, env=env)
             assert edge.returncode == 0
             assert password not in edge.stderr
             assert ("refused the connection" in edge.stderr) == bool(left_in_outbox)
@@ -174,22 +166,13 @@ def test_tls_with_the_device_s_ca_file(tiny_bundle, video, tmp_path) -> None:
         for ca in (tmp_path / "ca.crt", None):  # with the CA: delivered; without it: the server is not trusted
             state = tmp_path / ("trusted" if ca else "untrusted")
             extra = ["--ca-file", ca] if ca else []
-            args = ["--model", tiny_bundle, "--source", video, "--device-id", "cam-1", "--max-frames", "10", "--loop"]
-            command = [
-                sys.executable,
-                "-m",
-                "edge",
-                "run",
-                *map(str, [*args, "--broker", tls_url, "--state-dir", state, *extra]),
-            ]
-            assert subprocess.run(command, capture_output=True, timeout=60).returncode == 0
+            assert run_edge(tiny_bundle, video, tls_url, state, 10, *extra).returncode == 0
             assert len(Outbox(state / "outbox-cam-1.sqlite")) == (0 if ca else 10)
     finally:
         server.stop()
 
 
 def test_predictions_the_broker_refuses_stay_in_the_outbox(tiny_bundle, video, tmp_path) -> None:
-    import subprocess
 
     from edge.outbox import Outbox
     from tests.broker import Mosquitto
@@ -199,10 +182,7 @@ def test_predictions_the_broker_refuses_stay_in_the_outbox(tiny_bundle, video, t
     server.conf.write_text(server.conf.read_text() + f"acl_file {tmp_path / 'acl'}\n")
     server.start()
     try:
-        args = ["--model", tiny_bundle, "--source", video, "--device-id", "cam-1", "--max-frames", "10", "--loop"]
-        args += ["--broker", server.url, "--state-dir", tmp_path / "state"]
-        command = [sys.executable, "-m", "edge", "run", *map(str, args)]
-        edge = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        edge = run_edge(tiny_bundle, video, server.url, tmp_path / "state", 10)
     finally:
         server.stop()
     assert edge.returncode == 0
