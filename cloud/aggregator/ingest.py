@@ -7,9 +7,9 @@ instances share the load through an MQTT v5 shared subscription."""
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 from cloud.aggregator import parse, writer
@@ -45,7 +45,8 @@ class Ingest:
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.metrics = Metrics()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: deque = deque()  # appended by paho's thread, taken by the writer: both atomic
+        self._arrived = threading.Event()
         self._stop = threading.Event()
         self.address = address
         self._client = make_client(address, client_id, manual_ack=True)
@@ -78,7 +79,6 @@ class Ingest:
         client.subscribe(self.subscriptions())
 
     def _on_message(self, client, userdata, message) -> None:
-        self.metrics.add(messages_in=1)
         try:
             device_id, kind = self.topics.parse_device_topic(message.topic)
             if kind == "predictions":
@@ -94,18 +94,24 @@ class Ingest:
         except Exception as exc:  # whatever a hostile payload provokes, the service carries on
             log.warning("unexpected error on a message from %s: %r", message.topic, exc)
             item = parse.Rejected("internal", repr(exc)[:200])
-        self._queue.put((message.mid, message.qos, item))
+        self._pending.append((message.mid, message.qos, item))
+        if not self._arrived.is_set():
+            self._arrived.set()
 
     def _next_batch(self) -> tuple[writer.Batch, list[tuple[int, int]]]:
+        """Whatever arrives within batch_wait_s of the first message, up to batch_max."""
         batch, acks = writer.Batch(), []
-        try:
-            first = self._queue.get(timeout=0.2)
-        except queue.Empty:
-            return batch, acks
-        deadline = time.monotonic() + self.batch_wait_s
-        item = first
-        while True:
-            mid, qos, parsed = item
+        if not self._pending:
+            self._arrived.wait(0.2)
+            self._arrived.clear()
+            if not self._pending:
+                return batch, acks
+        if len(self._pending) < self.batch_max:
+            time.sleep(self.batch_wait_s)
+        taken = min(len(self._pending), self.batch_max)
+        self.metrics.add(messages_in=taken)
+        for _ in range(taken):
+            mid, qos, parsed = self._pending.popleft()
             acks.append((mid, qos))
             if isinstance(parsed, parse.Rejected):
                 self.metrics.reject(parsed.reason)
@@ -116,12 +122,6 @@ class Ingest:
                 batch.samples.append(parsed)
             else:
                 batch.updates.append(parsed)
-            if len(acks) >= self.batch_max:
-                break
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
         return batch, acks
 
     def _commit(self, batch: writer.Batch) -> None:

@@ -4,15 +4,18 @@ hash under the data directory (never by a name a device chose)."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from cloud.aggregator.parse import DeviceUpdate, Sample
 from cloud.store import Database
 from edge import protocol
+
+_TOP_K = TypeAdapter(list[protocol.Score])
 
 INSERT_PREDICTION = """INSERT INTO predictions
     (device_id, seq, ts, received, model_name, model_version, label, score, top_k, infer_ms, total_ms)
@@ -70,7 +73,7 @@ def write(db: Database, data_dir: Path, batch: Batch) -> tuple[int, int]:
             p.model.version,
             p.top_k[0].label,
             p.top_k[0].score,
-            json.dumps([s.model_dump() for s in p.top_k]),
+            _TOP_K.dump_json(p.top_k).decode(),
             p.latency_ms.infer,
             p.latency_ms.total,
         )

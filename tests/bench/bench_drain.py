@@ -1,7 +1,9 @@
 """Benchmark: draining a backlog. N QoS 1 predictions are queued in Mosquitto for a persistent
-session, then the consumer starts; messages/s until the last one is in. Two consumers, in the
-same run: the aggregator committing to SQLite (acknowledging after each commit), and a bare paho
-subscriber doing no work. Target: >= 15,000 committed/s per process on two cores, >= 0.5x bare.
+session, then the consumer starts; messages/s until the last one is in. Measured in the same
+run: a bare paho subscriber doing no work; one aggregator process committing to SQLite
+(acknowledging after each commit); two aggregator processes sharing the subscription
+(`$share/bench/…`) and the database. Targets: >= 15,000 committed/s per process on two cores,
+>= 0.5x bare, two instances >= 1.7x one.
 
     .venv/bin/python tests/bench/bench_drain.py [--messages 100000]
 """
@@ -10,6 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import multiprocessing
+import os
 import sys
 import tempfile
 import threading
@@ -30,6 +35,8 @@ from edge.mqtt.client import connect_properties  # noqa: E402
 from tests.broker import Mosquitto  # noqa: E402
 from tests.fleet import Publisher  # noqa: E402
 
+GROUP = "bench"
+
 
 def queue_backlog(broker: Mosquitto, n: int) -> float:
     start = time.perf_counter()
@@ -37,6 +44,14 @@ def queue_backlog(broker: Mosquitto, n: int) -> float:
     fleet.send_predictions("cam-1", range(1, n + 1))
     fleet.close()
     return n / (time.perf_counter() - start)
+
+
+def forget(broker: Mosquitto, client_id: str) -> None:
+    """End a persistent session, so later phases do not pay for queueing its copies."""
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.connect("127.0.0.1", broker.port, clean_start=True)
+    c.loop(1)
+    c.disconnect()
 
 
 def bare_drain(broker: Mosquitto, n: int) -> float:
@@ -68,25 +83,54 @@ def bare_drain(broker: Mosquitto, n: int) -> float:
     elapsed = time.perf_counter() - start
     c.disconnect()
     c.loop_stop()
+    forget(broker, "bench-bare")
     return n / elapsed
 
 
-def aggregator_drain(broker: Mosquitto, n: int, tmp: Path) -> float:
-    db = connect(f"sqlite:///{tmp / 'bench.db'}")
-    address = url.parse(broker.url)
-    ingest = Ingest(db, tmp / "data", address, protocol.Topics(), client_id="bench-aggregator")
+def _instance(broker_url: str, db_url: str, data_dir: str, client_id: str, ready, go, stop) -> None:
+    """One aggregator process: subscribe once (the session then holds the backlog), then drain."""
+    logging.basicConfig(level=logging.WARNING)
+    address = url.parse(broker_url)
+    db = connect(db_url)
+    ingest = Ingest(db, Path(data_dir), address, protocol.Topics(), client_id=client_id, group=GROUP)
     ingest.start()
     time.sleep(1)
     ingest.stop()
-    queue_backlog(broker, n)
-    ingest = Ingest(db, tmp / "data", address, protocol.Topics(), client_id="bench-aggregator")
-    start = time.perf_counter()
+    ready.set()
+    go.wait()
+    ingest = Ingest(db, Path(data_dir), address, protocol.Topics(), client_id=client_id, group=GROUP)
     ingest.start()
-    while ingest.metrics.counts["stored"] < n:
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - start
+    stop.wait()
     ingest.stop()
-    assert db.query("SELECT COUNT(*) FROM predictions")[0][0] == n
+
+
+def aggregator_drain(broker: Mosquitto, n: int, tmp: Path, instances: int) -> float:
+    """Committed messages/s of `instances` aggregator processes sharing one subscription."""
+    db_url = f"sqlite:///{tmp / f'bench-{instances}.db'}"
+    db = connect(db_url)  # migrated once, before the instances race for it
+    ctx = multiprocessing.get_context("spawn")
+    go, stop = ctx.Event(), ctx.Event()
+    readies = [ctx.Event() for _ in range(instances)]
+    client_ids = [f"bench-{instances}-{i}" for i in range(instances)]
+    procs = [
+        ctx.Process(target=_instance, args=(broker.url, db_url, str(tmp / "data"), client_id, ready, go, stop))
+        for client_id, ready in zip(client_ids, readies, strict=True)
+    ]
+    for proc in procs:
+        proc.start()
+    for ready in readies:
+        ready.wait(60)
+    queue_backlog(broker, n)
+    start = time.perf_counter()
+    go.set()
+    while db.query("SELECT COUNT(*) FROM predictions")[0][0] < n:
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    for proc in procs:
+        proc.join(60)
+    for client_id in client_ids:
+        forget(broker, client_id)
     return n / elapsed
 
 
@@ -99,13 +143,16 @@ def main() -> None:
         broker = Mosquitto(tmp / "broker").start()
         try:
             bare = bare_drain(broker, args.messages)
-            committed = aggregator_drain(broker, args.messages, tmp)
+            one = aggregator_drain(broker, args.messages, tmp, 1)
+            two = aggregator_drain(broker, args.messages, tmp, 2)
         finally:
             broker.stop()
-    print(f"{args.messages} queued predictions: aggregator committed {committed:.0f}/s, bare paho {bare:.0f}/s "
-          f"({committed / bare:.2f}x)")  # fmt: skip
-    print(json.dumps({"messages": args.messages, "committed_per_s": round(committed), "bare_per_s": round(bare),
-                      "ratio": round(committed / bare, 3)}))  # fmt: skip
+    print(f"{args.messages} queued predictions on {os.cpu_count()} cores: one aggregator committed {one:.0f}/s, "
+          f"bare paho {bare:.0f}/s ({one / bare:.2f}x); "
+          f"two sharing a subscription {two:.0f}/s ({two / one:.2f}x one)")  # fmt: skip
+    print(json.dumps({"messages": args.messages, "committed_per_s": round(one), "bare_per_s": round(bare),
+                      "ratio": round(one / bare, 3), "two_instances_per_s": round(two),
+                      "scaling": round(two / one, 3)}))  # fmt: skip
 
 
 if __name__ == "__main__":
