@@ -36,7 +36,7 @@ def _retrain_fields() -> dict[str, Any]:
 _RetrainOptions = create_model("_RetrainOptions", __base__=Options, **_retrain_fields())
 
 
-class SweepConfig(_RetrainOptions):  # type: ignore[misc,valid-type]
+class SweepConfig(_RetrainOptions):
     output_dir: Path = Field(
         Path("sweep"), description="the sweep's folder: runs/<run>/ bundles, logs/ TensorBoard, table and chart"
     )

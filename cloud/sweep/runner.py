@@ -87,6 +87,7 @@ def _in_worker(run: Run, config: Path) -> Outcome:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]))}
     if run.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = "-1"
+    env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # workers sharing a GPU: none takes all its memory
     command = [sys.executable, "-m", "cloud", "retrain", "--config", str(config)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     run.config.output_dir.with_name(f"{run.name}.log").write_text(result.stderr)

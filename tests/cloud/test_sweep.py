@@ -14,7 +14,7 @@ from cloud.sweep import grid
 from cloud.sweep.config import SWEPT, SweepConfig
 from cloud.sweep.run import sweep
 from edge import bundle
-from edge.flags import ConfigError, build
+from edge.flags import ConfigError, build, read_yaml
 from tests.conftest import TINY_ARCHITECTURE, as_flags, assert_real_chart, run_cli
 
 NO_GPU = "no GPU here"
@@ -69,11 +69,11 @@ def test_grid_names_runs_by_what_varies_and_samples_with_the_seed(tiny_images: P
     assert [r.name for r in first] == ["mobilenet_0.25_128-lr0.1", "mobilenet_0.50_160-lr0.1"]
     assert len(rest) == 4
 
-    sampled = [r.name for r in grid.expand(build(SweepConfig, options, {"learning_rate": "0.1,0.5,1", "max_runs": 4}))]
-    assert len(sampled) == len(set(sampled)) == 4
-    assert sampled == [
-        r.name for r in grid.expand(build(SweepConfig, options, {"learning_rate": "0.1,0.5,1", "max_runs": 4}))
-    ]
+    def sample() -> list[str]:
+        return [r.name for r in grid.expand(build(SweepConfig, options, {"learning_rate": "0.1,0.5,1", "max_runs": 4}))]
+
+    assert len(set(sample())) == 4
+    assert sample() == sample(), "the same seed samples the same runs"
 
     with pytest.raises(ConfigError, match="validation-percentage"):
         grid.expand(build(SweepConfig, options, {"validation_percentage": 60, "testing_percentage": 40}))
@@ -121,7 +121,7 @@ def test_in_process_sweep_shares_bottlenecks_and_reports_gpu_runs_without_a_gpu(
             "device": "cpu",
         }
         assert (out / "logs" / r["name"] / "validation").is_dir()
-        repeat = build(RetrainConfig, grid_yaml(out / "runs" / f"{r['name']}.yaml"))
+        repeat = build(RetrainConfig, read_yaml(out / "runs" / f"{r['name']}.yaml"))
         assert repeat.learning_rate == r["params"]["learning_rate"]
 
     best = result["best"]
@@ -132,12 +132,6 @@ def test_in_process_sweep_shares_bottlenecks_and_reports_gpu_runs_without_a_gpu(
     assert table[0].startswith("| # | run | learning-rate | device | test acc | val acc |")
     assert len(table) == 2 + 4
     assert_real_chart(out / "sweep.png")
-
-
-def grid_yaml(path: Path) -> dict[str, object]:
-    import yaml
-
-    return yaml.safe_load(path.read_text())
 
 
 def test_worker_processes_share_the_cache_and_a_misfit_fails_alone(
