@@ -37,6 +37,18 @@ def run_cli(module: str, *args: object, check: bool = True) -> subprocess.Comple
     return result
 
 
+def assert_real_chart(path: Path, size: tuple[int, int] = (1200, 500)) -> None:
+    """A PNG that opens at the size it was drawn at and holds more than a blank canvas."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size == size
+        pixels = np.asarray(image.convert("RGB"))
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+    assert pixels.std() > 10
+
+
 def as_flags(options: dict[str, object]) -> list[str]:
     return [item for key, value in options.items() for item in (f"--{key.replace('_', '-')}", str(value))]
 

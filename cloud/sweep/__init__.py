@@ -1,0 +1,1 @@
+"""`python -m cloud sweep`: many retrainings from one command, compared in one table and chart."""
