@@ -28,6 +28,7 @@ LABELS_TXT = "labels.txt"
 TFLITE = "model.tflite"
 SAVED_MODEL = "saved_model"
 EVALUATION_JSON = "evaluation.json"
+DATASET_JSON = "dataset.json"  # every image it was trained and tested on: file, sha256, label, split
 REQUIRED = (LABELS_TXT, TFLITE, f"{SAVED_MODEL}/saved_model.pb")
 MAX_ARCHIVE_BYTES = 2 * 1024**3
 
@@ -193,6 +194,12 @@ def _verify(path: Path, meta: ModelMeta) -> None:
 def evaluation(bundle: Bundle) -> list[dict[str, object]]:
     """The training-time predictions on the test images: file, sha256, label, predicted, score."""
     return json.loads((bundle.path / EVALUATION_JSON).read_text())
+
+
+def training_images(bundle: Bundle) -> list[dict[str, str]]:
+    """Every image the bundle was trained, validated and tested on: file, sha256, label, split."""
+    path = bundle.path / DATASET_JSON
+    return json.loads(path.read_text()) if path.exists() else []
 
 
 def pack(path: Path, archive: Path | None = None) -> Path:

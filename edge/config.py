@@ -19,6 +19,7 @@ class EdgeConfig(Options):
         "mqtt://localhost:1883", description="mqtt://[user@]host[:port] or mqtts://…; password: EDGELOOP_MQTT_PASSWORD"
     )
     device_id: str = Field(description="this device's id in topics")
+    group: str | None = Field(None, description="rollout group: canary announcements for this group apply here")
     backend: str = Field("auto", description="tflite, tf, tensorrt or auto")
     top_k: int = Field(3, ge=1, description="labels per prediction")
     prefix: str = Field(protocol.DEFAULT_PREFIX, description="topic prefix")
@@ -43,3 +44,8 @@ class EdgeConfig(Options):
     @classmethod
     def _valid_id(cls, value: str) -> str:
         return protocol.check_id(value)
+
+    @field_validator("group")
+    @classmethod
+    def _valid_group(cls, value: str | None) -> str | None:
+        return None if value is None else protocol.check_id(value, "group")

@@ -138,6 +138,7 @@ class Status(_Payload):
     model: ModelRef | None = None
     backend: str | None = None
     message: str | None = None
+    group: str | None = Field(None, description="the device's rollout group (canary rollouts target groups)")
 
 
 class Announcement(_Payload):
@@ -149,6 +150,10 @@ class Announcement(_Payload):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     metrics: dict[str, object] = Field(default_factory=dict)
     created: str
+    groups: list[str] | None = Field(None, description="device groups it is for (a canary); None: the whole fleet")
+
+    def applies_to(self, group: str | None) -> bool:
+        return self.groups is None or group in self.groups
 
 
 class RetrainRequest(_Payload):

@@ -54,7 +54,9 @@ class Runtime:
         )
         self.capture = Capture(create_source(cfg.source), loop=cfg.loop)
         self.pipeline = Pipeline(cfg, self.classifier, self.capture, self.publisher)
-        self.updater = ModelUpdater(cfg.state_dir, cfg.backend, self._classifier, self._swap, self.publisher.announce)
+        self.updater = ModelUpdater(
+            cfg.state_dir, cfg.backend, self._classifier, self._swap, self.publisher.announce, cfg.group
+        )
         self.publisher.subscribe(topics.model(self.classifier.bundle.meta.name), self.updater.on_announcement)
 
     def _classifier(self) -> Classifier:
@@ -66,7 +68,11 @@ class Runtime:
 
     def status(self, state: str) -> protocol.Status:
         return protocol.Status(
-            state=state, ts=time.time(), model=self.classifier.model_ref, backend=self.classifier.backend.name
+            state=state,
+            ts=time.time(),
+            model=self.classifier.model_ref,
+            backend=self.classifier.backend.name,
+            group=self.cfg.group,
         )
 
     def run(self, stop: threading.Event) -> None:

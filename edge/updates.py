@@ -2,7 +2,8 @@
 the bundle over HTTP(S), checks the archive's sha256, unpacks and verifies every file, loads and
 warms it up beside the running model, and swaps between two frames. Any failure leaves the running
 model in place, with a log line and a status message. The last accepted bundle is remembered, so a
-restart runs it again."""
+restart runs it again. An announcement for some device groups (a canary) applies only to their
+devices; the others keep what they run."""
 
 from __future__ import annotations
 
@@ -92,6 +93,7 @@ class ModelUpdater(threading.Thread):
         current: Callable[[], Classifier],
         swap: Callable[[Classifier], None],
         report: Callable[[str | None], None],
+        group: str | None = None,
     ) -> None:
         super().__init__(name="model-updates", daemon=True)
         self.dir = state_dir / "models"
@@ -101,6 +103,7 @@ class ModelUpdater(threading.Thread):
         self.current = current
         self.swap = swap
         self.report = report
+        self.group = group
         self.counts = {"announcements": 0, "swapped": 0, "rejected": 0}
         self._queue: queue.Queue[bytes | None] = queue.Queue()
 
@@ -125,6 +128,10 @@ class ModelUpdater(threading.Thread):
         if announced.name != running.name:
             raise UpdateError(f"announcement for model {announced.name!r}, this device runs {running.name!r}")
         if announced.version == running.version:
+            return
+        if not announced.applies_to(self.group):
+            log.info("%s %s is announced to groups %s, not this device's (%s)", announced.name, announced.version,
+                     announced.groups, self.group)  # fmt: skip
             return
         protocol.check_id(announced.version, "model version")
         log.info("model %s %s announced; fetching %s", announced.name, announced.version, redact(announced.url))

@@ -71,7 +71,12 @@ def sample(device_id: str, payload: bytes, properties: Any) -> Sample:
 def device_update(device_id: str, kind: str, payload: bytes) -> DeviceUpdate:
     if kind == "status":
         status = _decode_json(payload, protocol.Status)
-        values = {"state": status.state, "message": status.message, "backend": status.backend}
+        values = {
+            "state": status.state,
+            "message": status.message,
+            "backend": status.backend,
+            "device_group": status.group,
+        }
         if status.model:
             values |= {"model_name": status.model.name, "model_version": status.model.version}
         return DeviceUpdate(device_id, kind, values)

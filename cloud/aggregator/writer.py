@@ -99,7 +99,8 @@ def write(db: Database, data_dir: Path, batch: Batch) -> tuple[int, int]:
 
 
 def _update_device(cur, update: DeviceUpdate, received: float) -> None:
-    columns = {k: v for k, v in update.values.items() if v is not None}
+    # a status says everything about the device (a cleared message is None); telemetry only what it has
+    columns = update.values if update.kind == "status" else {k: v for k, v in update.values.items() if v is not None}
     names = ["device_id", "last_seen", *columns]
     placeholders = ", ".join("?" for _ in names)
     assignments = ", ".join(f"{name} = excluded.{name}" for name in ["last_seen", *columns])

@@ -211,17 +211,21 @@ def _export(
     )
     tflite = export.to_tflite(staging / bundle.SAVED_MODEL, cfg.quantization, calibration)
     (staging / bundle.TFLITE).write_bytes(tflite)
-    evaluation = [
-        {
+
+    def image(i: int) -> dict:
+        return {
             "file": dataset.records[i].path.relative_to(dataset.root).as_posix(),
             "sha256": data.bn.shas[i],
             "label": labels[y[i]],
-            "predicted": labels[predicted[i]],
-            "score": round(float(probabilities[i, predicted[i]]), 6),
         }
+
+    evaluation = [
+        image(i) | {"predicted": labels[predicted[i]], "score": round(float(probabilities[i, predicted[i]]), 6)}
         for i in test
     ]
     (staging / bundle.EVALUATION_JSON).write_text(json.dumps(evaluation, indent=1))
+    used = [image(i) | {"split": dataset.records[i].split} for i in range(len(dataset.records))]
+    (staging / bundle.DATASET_JSON).write_text(json.dumps(used, indent=0))
     matrix = metrics.confusion_matrix(y[test], predicted[test], len(labels))
     meta = bundle.ModelMeta(
         name=cfg.name or dataset.root.resolve().name,

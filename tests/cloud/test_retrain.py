@@ -1,5 +1,6 @@
 """The retrainer end to end, on images the tests make: the CLI, the bundle, the cache, bad input."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -147,3 +148,15 @@ def test_evaluation_lists_every_test_image_with_its_prediction(tiny_bundle: Path
     assert all((tiny_images / row["file"]).is_file() for row in rows)
     accuracy = np.mean([row["label"] == row["predicted"] for row in rows])
     assert accuracy == pytest.approx(meta.metrics.test_accuracy)
+
+
+def test_the_bundle_lists_every_image_it_was_trained_on(tiny_bundle: Path, tiny_images: Path) -> None:
+    loaded = bundle.load(tiny_bundle)
+    rows = bundle.training_images(loaded)
+    counts = {split: sum(r["split"] == split for r in rows) for split in ("train", "validation", "test")}
+    assert counts == {"train": loaded.meta.images.train, "validation": loaded.meta.images.validation,
+                      "test": loaded.meta.images.test}  # fmt: skip
+    for row in rows:
+        path = tiny_images / row["file"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == row["sha256"]
+        assert path.parent.name == row["label"]

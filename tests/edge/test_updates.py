@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from edge import bundle, protocol
+from edge.classifier import Classifier
+from edge.updates import ModelUpdater
 from tests.broker import free_port, wait_for
 from tests.edge.running import seqs, start_edge, states, versions
 
@@ -97,3 +99,27 @@ def test_sound_bundle_swaps_in_and_a_bad_one_is_refused(
     edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", "--max-frames", "5", "--loop")
     assert edge.wait(60) == 0
     wait_for(lambda: versions(recorder)[-5:] == ["2"] * 5, 10, "version 2 after a restart")
+
+
+@pytest.mark.parametrize("group", [None, "canary", "lab"])
+def test_a_canary_announcement_applies_only_to_its_groups(tiny_bundle, bundle_server, tmp_path, group) -> None:
+    served, base_url = bundle_server
+    running = Classifier(bundle.load(tiny_bundle), "tflite")
+    swapped, reports = [], []
+    updater = ModelUpdater(tmp_path / "state", "tflite", lambda: running, swapped.append, reports.append, group)
+    archive = bundle.pack(version_of(tiny_bundle, tmp_path, "2"), served / "v2.tar.gz")
+    canary = protocol.Announcement(
+        name=running.bundle.meta.name,
+        version="2",
+        url=f"{base_url}/v2.tar.gz",
+        sha256=hashlib.sha256(archive.read_bytes()).hexdigest(),
+        created="now",
+        groups=["canary", "lab"],
+    )
+    updater.on_announcement(canary.encode())
+    updater.on_announcement(canary.model_copy(update={"groups": None}).encode())
+    updater.stop()
+    updater.run()
+    versions_run = [c.bundle.meta.version for c in swapped]
+    assert versions_run == (["2", "2"] if group else ["2"])  # the fleet-wide one applies to every device
+    assert updater.counts["rejected"] == 0
