@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from pydantic import BaseModel
 
@@ -74,8 +75,10 @@ CONFIDENCE = "SELECT COUNT(*), SUM(score), {} FROM predictions WHERE device_id =
 )
 
 
-def create_app(db: Database, metrics: Metrics, data_dir: Path) -> FastAPI:
+def create_app(db: Database, metrics: Metrics, data_dir: Path, routers: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(title="edgeloop", description="fleet predictions, samples and models")
+    for extra in routers:
+        app.include_router(extra)
 
     @app.get("/api/devices", response_model=list[Device])
     def devices() -> list[Device]:
