@@ -126,7 +126,7 @@ def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_im
     assert good.parent == first.version
     rollout.promote("colours", "good", ["canary"])
     assert not rollout.canary_ready("colours"), "no canary device runs it yet"
-    registry.db.query(
+    registry.db.execute(
         "INSERT INTO devices (device_id, state, last_seen, model_name, model_version, device_group) "
         "VALUES ('cam-9', 'online', ?, 'colours', 'good', 'canary')",
         (time.time(),),
