@@ -32,6 +32,8 @@ class Metrics:
                 ("samples_stored", "samples stored"),
                 ("rejected", "messages rejected"),
                 ("store_errors", "batches the database refused (retried, not acknowledged)"),
+                ("samples_labelled", "samples a person labelled"),
+                ("samples_discarded", "samples a person discarded"),
             ):
                 lines += [f"# HELP edgeloop_{name}_total {help_text}", f"# TYPE edgeloop_{name}_total counter"]
                 lines.append(f"edgeloop_{name}_total {self.counts[name]}")

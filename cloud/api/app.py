@@ -3,22 +3,19 @@ store; nothing here writes what devices sent."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
+from fastapi import APIRouter, FastAPI, Query
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from pydantic import BaseModel
 
 from cloud.aggregator.metrics import Metrics
-from cloud.aggregator.writer import sample_path
+from cloud.api import samples
 from cloud.store import Database
 from edge import protocol
 
-SAMPLE_ID = re.compile(r"^[0-9a-f]{64}$")
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 LOW_CONFIDENCE = 0.5
 BINS = 10
@@ -43,20 +40,6 @@ class Confidence(BaseModel):
     low_share: float
     bins: list[float]  # lower edge of each bin of the top-1 score
     counts: list[int]
-
-
-class SampleOut(BaseModel):
-    id: str
-    device_id: str
-    seq: int
-    ts: float
-    predicted: str
-    score: float
-    reason: str
-    status: str
-    label: str | None
-    model: protocol.ModelRef
-    url: str
 
 
 DEVICES = """SELECT d.device_id, d.state, d.last_seen, d.model_name, d.model_version, d.backend, d.fps, d.message,
@@ -122,32 +105,9 @@ def create_app(db: Database, metrics: Metrics, data_dir: Path, routers: Sequence
     def dashboard() -> str:
         return DASHBOARD.read_text()
 
-    @app.get("/api/samples", response_model=list[SampleOut])
-    def samples(status: Literal["unlabelled", "labelled"] = "unlabelled", limit: int = Query(100, ge=1, le=1000)):
-        rows = db.query(
-            """SELECT id, device_id, seq, ts, predicted, score, reason, status, label, model_name, model_version
-               FROM samples WHERE status = ? ORDER BY received DESC LIMIT ?""",
-            (status, limit),
-        )
-        columns = ("id", "device_id", "seq", "ts", "predicted", "score", "reason", "status", "label")
-        return [
-            SampleOut(
-                **dict(zip(columns, r[:9], strict=True)),
-                model=protocol.ModelRef(name=r[9], version=r[10]),
-                url=f"/samples/{r[0]}.jpg",
-            )
-            for r in rows
-        ]
-
-    @app.get("/samples/{sample_id}.jpg", response_class=FileResponse)
-    def sample_picture(sample_id: str) -> FileResponse:
-        path = sample_path(data_dir, sample_id) if SAMPLE_ID.match(sample_id) else None
-        if path is None or not path.is_file():
-            raise HTTPException(404, "no such sample")
-        return FileResponse(path, media_type="image/jpeg")
-
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:
         return metrics.render()
 
+    app.include_router(samples.router(db, data_dir, metrics))
     return app

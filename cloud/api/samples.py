@@ -1,0 +1,105 @@
+"""The samples API: the queue of samples waiting for a label, their pictures with their provenance,
+and a person's decisions (label or discard), which cloud.labelling turns into training images."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from cloud import labelling
+from cloud.aggregator.metrics import Metrics
+from cloud.aggregator.writer import sample_path
+from cloud.store import Database
+from edge import protocol
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("id", "device_id", "seq", "ts", "predicted", "score", "reason", "status", "label", "labelled_at",
+           "dataset_path")  # fmt: skip
+SELECT = f"SELECT {', '.join(COLUMNS)}, model_name, model_version FROM samples"
+
+
+class SampleOut(BaseModel):
+    id: str
+    device_id: str
+    seq: int
+    ts: float
+    predicted: str
+    score: float
+    reason: str
+    status: str
+    label: str | None
+    labelled_at: float | None = Field(description="when a person labelled or discarded it")
+    dataset_path: str | None = Field(description="its training image, relative to the data directory")
+    model: protocol.ModelRef
+    url: str
+
+
+class LabelIn(BaseModel):
+    label: str = Field(description="1-64 of A-Z a-z 0-9 _ . - (it becomes a folder name)")
+
+
+def _out(row: tuple) -> SampleOut:
+    return SampleOut(
+        **dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True)),
+        model=protocol.ModelRef(name=row[-2], version=row[-1]),
+        url=f"/samples/{row[0]}.jpg",
+    )
+
+
+def router(db: Database, data_dir: Path, metrics: Metrics) -> APIRouter:
+    api = APIRouter()
+
+    def decided(sample_id: str, decide) -> SampleOut:
+        try:
+            decide()
+        except labelling.UnknownSample as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except labelling.LabelError as exc:
+            log.info("refused a decision on sample %s: %s", sample_id[:12], exc)
+            raise HTTPException(422, str(exc)) from exc
+        return _out(db.query(f"{SELECT} WHERE id = ?", (sample_id,))[0])
+
+    @api.get("/api/samples", response_model=list[SampleOut])
+    def samples(
+        status: Literal["unlabelled", "labelled", "discarded"] = "unlabelled", limit: int = Query(100, ge=1, le=1000)
+    ) -> list[SampleOut]:
+        order = "received" if status == "unlabelled" else "labelled_at"  # newest first: arrived, or decided
+        rows = db.query(f"{SELECT} WHERE status = ? ORDER BY {order} DESC LIMIT ?", (status, limit))
+        return [_out(r) for r in rows]
+
+    @api.get("/samples/{sample_id}.jpg", response_class=FileResponse)
+    def sample_picture(sample_id: str) -> FileResponse:
+        path = sample_path(data_dir, sample_id) if labelling.SAMPLE_ID.match(sample_id) else None
+        if path is None or not path.is_file():
+            raise HTTPException(404, "no such sample")
+        return FileResponse(path, media_type="image/jpeg")
+
+    @api.post("/api/samples/{sample_id}/label", response_model=SampleOut)
+    def label(sample_id: str, body: LabelIn) -> SampleOut:
+        """A person's label: the sample joins its model's training images under that label."""
+        out = decided(sample_id, lambda: labelling.label(db, data_dir, sample_id, body.label))
+        metrics.add(samples_labelled=1)
+        return out
+
+    @api.post("/api/samples/{sample_id}/discard", response_model=SampleOut)
+    def discard(sample_id: str) -> SampleOut:
+        """Not worth training on: out of the queue, and out of the training images if it was labelled."""
+        out = decided(sample_id, lambda: labelling.discard(db, data_dir, sample_id))
+        metrics.add(samples_discarded=1)
+        return out
+
+    @api.get("/api/datasets/{model}/labels", response_model=list[str])
+    def labels(model: str) -> list[str]:
+        """The label folders of a model's training images (empty for a model without any yet)."""
+        try:
+            return labelling.labels_for(data_dir, model)
+        except labelling.LabelError as exc:
+            raise HTTPException(422, str(exc)) from exc
+
+    return api
