@@ -23,7 +23,7 @@ QOS_STATUS = 1
 QOS_COMMANDS = 1
 QOS_MODELS = 1
 SAMPLE_META_PROPERTY = "meta"
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class ProtocolError(ValueError):
@@ -32,7 +32,7 @@ class ProtocolError(ValueError):
 
 def check_id(value: str, what: str = "device id") -> str:
     """Ids become topic levels and file names: no wildcards, slashes or dots at the start."""
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise ProtocolError(f"invalid {what} {value!r}: use 1-64 of A-Z a-z 0-9 _ . -")
     return value
 

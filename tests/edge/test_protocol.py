@@ -31,7 +31,7 @@ def test_topics_follow_the_design() -> None:
     assert protocol.Topics("site/a").parse_device_topic("site/a/devices/cam-1/status") == ("cam-1", "status")
 
 
-@pytest.mark.parametrize("device_id", ["", "a/b", "+", "#", ".hidden", "x" * 65, "a b"])
+@pytest.mark.parametrize("device_id", ["", "a/b", "+", "#", ".hidden", "x" * 65, "a b", "cam-1\n"])
 def test_ids_that_would_break_topics_are_refused(device_id: str) -> None:
     with pytest.raises(protocol.ProtocolError):
         protocol.Topics().predictions(device_id)
