@@ -102,9 +102,12 @@ def _locked(cur, sample_id: str) -> tuple[str, str | None]:
 
 
 def _place(source: Path, target: Path) -> None:
-    """Link (or copy, across file systems) to a hidden name, then rename: never half an image."""
+    """Link (or copy, across file systems) to a hidden name, then rename: never half an image. A target
+    already there is this very picture (named by its hash); renaming a link onto it would do nothing."""
     if not source.is_file():
         raise UnknownSample(f"the picture of sample {source.stem} is missing")
+    if target.is_file():
+        return
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
