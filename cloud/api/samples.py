@@ -70,7 +70,7 @@ def router(db: Database, data_dir: Path, metrics: Metrics) -> APIRouter:
         status: Literal["unlabelled", "labelled", "discarded"] = "unlabelled", limit: int = Query(100, ge=1, le=1000)
     ) -> list[SampleOut]:
         order = "received" if status == "unlabelled" else "labelled_at"  # newest first: arrived, or decided
-        rows = db.query(f"{SELECT} WHERE status = ? ORDER BY {order} DESC LIMIT ?", (status, limit))
+        rows = db.query(f"{SELECT} WHERE status = ? ORDER BY {order} DESC, id LIMIT ?", (status, limit))
         return [_out(r) for r in rows]
 
     @api.get("/samples/{sample_id}.jpg", response_class=FileResponse)

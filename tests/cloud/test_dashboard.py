@@ -6,28 +6,10 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.broker import free_port, wait_for
+from tests.cloud.conftest import ARTIFACTS
 from tests.cloud.test_serve import metric, start_serve
-from tests.conftest import ROOT
 from tests.fleet import Publisher
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 def test_dashboard_shows_the_fleet_and_follows_it_live(broker, browser, tmp_path: Path) -> None:
