@@ -2,6 +2,7 @@
 label folder by content hash (the layout the retrainer reads), a relabel moves it, a discard removes
 it, the provenance stays on the row and in the API, and hostile ids and labels touch nothing."""
 
+import hashlib
 import threading
 import time
 from pathlib import Path
@@ -25,8 +26,6 @@ PROVENANCE = "device_id, seq, model_version, predicted, score, status, label, la
 
 def store_samples(db, data_dir: Path, n: int, model: str = "flowers", seed: int = 0) -> list[Sample]:
     """Samples as the aggregator files them: a distinct JPEG each, its row in the store."""
-    import hashlib
-
     rng = np.random.default_rng(seed)
     samples = []
     for seq in range(1, n + 1):
