@@ -4,8 +4,9 @@ discard. The samples row keeps the provenance: device, seq, prediction, score, m
 label, when it was decided (`labelled_at`) and where the image went (`dataset_path`).
 
 The file name is the content hash, never anything a device sent; labels and model names are checked
-as ids because they become folder names. A sample whose model has no `datasets/<model>/` folder yet
-creates it: a person's label is what makes a model known to the loop. The picture under `samples/`
+as ids because they become folder names. A sample of a model that has no `datasets/<model>/` folder
+is refused (UnknownModel): that folder is what makes a model part of the loop, and a serve with
+--train-new-models would start training one on a single click's image. The picture under `samples/`
 stays where it is (the dataset copy is a hard link where the file system allows), so a later
 relabel or discard always starts from the original."""
 
@@ -43,6 +44,10 @@ class LabelError(ValueError):
     """A label, or a sample's model name, that cannot become a folder name."""
 
 
+class UnknownModel(LabelError):
+    """The sample's model has no training images folder: it is not a model of the loop."""
+
+
 def check_sample_id(sample_id: str) -> str:
     if not SAMPLE_ID.match(sample_id):
         raise UnknownSample(f"{sample_id[:80]!r} is not a sample id (64 lowercase hex digits)")
@@ -73,7 +78,12 @@ def label(db: Database, data_dir: Path, sample_id: str, name: str) -> str:
         raise LabelError(str(exc)) from exc
     with db.transaction() as cur:
         model, old = _locked(cur, sample_id)
-        target = model_dir(data_dir, model) / name / f"{sample_id}.jpg"
+        folder = model_dir(data_dir, model)
+        if not folder.is_dir():
+            raise UnknownModel(
+                f"model {model} has no {folder.relative_to(data_dir)}/ folder: create it to train {model}"
+            )
+        target = folder / name / f"{sample_id}.jpg"
         _place(sample_path(data_dir, sample_id), target)
         relative = target.relative_to(data_dir).as_posix()
         cur.execute(DECIDE, ("labelled", name, time.time(), relative, sample_id))

@@ -60,6 +60,8 @@ def router(db: Database, data_dir: Path, metrics: Metrics) -> APIRouter:
             decide()
         except labelling.UnknownSample as exc:
             raise HTTPException(404, str(exc)) from exc
+        except labelling.UnknownModel as exc:
+            raise HTTPException(409, str(exc)) from exc
         except labelling.LabelError as exc:
             log.info("refused a decision on sample %s: %s", sample_id[:12], exc)
             raise HTTPException(422, str(exc)) from exc

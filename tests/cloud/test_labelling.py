@@ -42,6 +42,7 @@ def store_samples(db, data_dir: Path, n: int, model: str = "flowers", seed: int 
 @pytest.fixture
 def store(db_url: str, tmp_path: Path):
     db = connect(db_url)
+    (tmp_path / "data/datasets/flowers").mkdir(parents=True)  # the model is part of the loop
     yield db, tmp_path / "data"
     db.close()
 
@@ -68,7 +69,19 @@ def test_a_label_files_the_picture_by_hash_and_keeps_the_provenance(store) -> No
     assert before <= row.pop("labelled_at") <= time.time()
     assert row == {"device_id": "cam-1", "seq": 1, "model_version": "3", "predicted": "daisy", "score": 0.26,
                    "status": "labelled", "label": "tulips", "dataset_path": path}  # fmt: skip
-    assert labelling.labels_for(data, "flowers") == ["tulips"]  # the model's folder was created
+    assert labelling.labels_for(data, "flowers") == ["tulips"]
+
+
+def test_a_model_without_a_dataset_folder_is_refused(store) -> None:
+    db, data = store
+    (sample,) = store_samples(db, data, 1, model="hand-deployed")
+    assert labelling.labels_for(data, "hand-deployed") == []
+    with pytest.raises(labelling.UnknownModel, match="datasets/hand-deployed/ folder"):
+        labelling.label(db, data, sample.id, "daisy")
+    assert not (data / "datasets/hand-deployed").exists()
+    assert provenance(db, sample.id)["status"] == "unlabelled"
+    (data / "datasets/hand-deployed").mkdir()  # an operator makes it a model of the loop
+    assert labelling.label(db, data, sample.id, "daisy") == f"datasets/hand-deployed/daisy/{sample.id}.jpg"
 
 
 def test_a_relabel_moves_the_picture_and_a_discard_removes_it(store) -> None:
@@ -95,7 +108,6 @@ def test_a_relabel_moves_the_picture_and_a_discard_removes_it(store) -> None:
 def test_hostile_labels_are_refused_and_touch_nothing(store, bad: str) -> None:
     db, data = store
     (sample,) = store_samples(db, data, 1)
-    (data / "datasets/flowers").mkdir(parents=True)
     (data / "datasets/flowers/retrain.yaml").write_text("architecture: mobilenet_0.25_224\n")
     with pytest.raises(labelling.LabelError):
         labelling.label(db, data, sample.id, bad)
@@ -117,7 +129,7 @@ def test_hostile_ids_and_model_names_are_refused(store) -> None:
         labelling.label(db, data, evil.id, "daisy")
     with pytest.raises(labelling.LabelError):
         labelling.labels_for(data, "../../evil")
-    assert not (data / "datasets").exists()
+    assert dataset_files(data) == []
     assert not (data.parent / "evil").exists()
     assert provenance(db, evil.id)["status"] == "unlabelled"
 
@@ -137,6 +149,7 @@ def test_the_retrainer_reads_the_labelled_samples_under_their_labels(store) -> N
 
 def test_two_people_labelling_one_sample_last_one_wins(db_url: str, tmp_path: Path) -> None:
     data = tmp_path / "data"
+    (data / "datasets/flowers").mkdir(parents=True)
     people = [connect(db_url), connect(db_url)]  # two connections, as two service instances would have
     (sample,) = store_samples(people[0], data, 1)
     errors: list[BaseException] = []
@@ -199,6 +212,11 @@ def test_the_api_labels_discards_and_says_why_it_refuses(store) -> None:
     assert api.get("/api/datasets/unknown/labels").json() == []
     assert api.get("/api/datasets/.hidden/labels").status_code == 422
     assert api.get(f"/samples/{first.id}.jpg").content == first.jpeg
+    (unknown,) = store_samples(db, data, 1, model="hand-deployed", seed=1)
+    conflict = api.post(f"/api/samples/{unknown.id}/label", json={"label": "roses"})
+    assert conflict.status_code == 409
+    assert "no datasets/hand-deployed/ folder" in conflict.json()["detail"]
+    assert api.post(f"/api/samples/{unknown.id}/discard").status_code == 200  # discarding needs no dataset
     metrics = api.get("/metrics").text
     assert "edgeloop_samples_labelled_total 1" in metrics
-    assert "edgeloop_samples_discarded_total 1" in metrics
+    assert "edgeloop_samples_discarded_total 2" in metrics
