@@ -29,6 +29,7 @@ class ServeConfig(Options):
     group: str | None = Field(None, description="share the fleet's load with other instances of this group")
     client_id: str = Field("edgeloop-aggregator", description="MQTT client id: one per instance, stable")
     prefix: str = Field(protocol.DEFAULT_PREFIX, description="topic prefix")
+    window_s: float = Field(300.0, gt=0, description="seconds of predictions behind drift, fps and the device gauges")
 
 
 def add_parser(subparsers: SubParsers) -> None:
@@ -46,7 +47,10 @@ def run(args) -> int:
     ingest.start()
     try:
         uvicorn.run(
-            create_app(db, ingest.metrics, cfg.data_dir), host=cfg.http_host, port=cfg.http_port, log_level="warning"
+            create_app(db, ingest.metrics, cfg.data_dir, cfg.window_s),
+            host=cfg.http_host,
+            port=cfg.http_port,
+            log_level="warning",
         )
     finally:
         ingest.stop()
