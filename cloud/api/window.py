@@ -56,6 +56,7 @@ class Window(BaseModel):
 
 
 def confidence_report(db: Database, window: windows.DeviceWindow) -> Confidence:
+    """What /confidence always returned (mean and low share 0 for an empty window), now also inside /window."""
     bins, counts = windows.histogram(db, window.device_id, window.since)
     return Confidence(
         predictions=window.total.predictions,
@@ -69,7 +70,8 @@ def confidence_report(db: Database, window: windows.DeviceWindow) -> Confidence:
 
 def window_report(
     db: Database, window: windows.DeviceWindow, seconds: float, drift: Drift, telemetry_fps: float | None
-):
+) -> Window:
+    """The whole window of one device; the histogram and the percentiles cost a query each, so only here."""
     n = window.total.predictions
     percentiles = windows.latency_percentiles(db, window)
     latency = {
