@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from cloud import serve
+from cloud.registry import cli as registry_cli
+from cloud.registry.versions import RegistryError
 from cloud.retrain import cli as retrain_cli
 from cloud.retrain.errors import RetrainError
 from cloud.store import StoreError
@@ -10,10 +12,10 @@ from cloud.sweep import cli as sweep_cli
 from edge import command
 from edge.bundle import BundleError
 from edge.flags import ConfigError
+from edge.protocol import ProtocolError
 
 
 def main(argv: list[str] | None = None) -> int:
-    errors = (RetrainError, ConfigError, BundleError, StoreError)
-    return command.main(
-        "python -m cloud", __doc__, [retrain_cli.add_parser, sweep_cli.add_parser, serve.add_parser], errors, argv
-    )
+    errors = (RetrainError, ConfigError, BundleError, StoreError, RegistryError, ProtocolError)
+    commands = [retrain_cli.add_parser, sweep_cli.add_parser, serve.add_parser, registry_cli.add_parsers]
+    return command.main("python -m cloud", __doc__, commands, errors, argv)

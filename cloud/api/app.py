@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
@@ -67,9 +68,13 @@ WINDOW = Query(None, gt=0, description="seconds back from now (default: the serv
 LOW = Query(LOW_CONFIDENCE, ge=0, le=1, description="a top-1 score under this is low confidence")
 
 
-def create_app(db: Database, metrics: Metrics, data_dir: Path, window_s: float = 300.0) -> FastAPI:
+def create_app(
+    db: Database, metrics: Metrics, data_dir: Path, routers: Sequence[APIRouter] = (), window_s: float = 300.0
+) -> FastAPI:
     """`window_s`: the window of /metrics, and of /api/devices and /window when a request names none."""
     app = FastAPI(title="edgeloop", description="fleet predictions, samples and models")
+    for extra in routers:
+        app.include_router(extra)
 
     def fleet(seconds: float):
         """The devices' rows, their windows and their drift."""

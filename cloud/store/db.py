@@ -99,6 +99,11 @@ class Database:
             cursor.execute(self._sql(sql), params)
             return cursor.fetchall()
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One writing statement in its own transaction; returns the rows it touched."""
+        with self.transaction() as cur:
+            return cur.execute(sql, params)
+
     def migrate(self) -> None:
         """Apply the migrations this database has not seen, each in its own transaction."""
         with self.transaction() as cur:

@@ -5,8 +5,8 @@ Migration 2 is the closed loop: labels on samples, device groups, the model regi
 state is candidate, promoted, rejected or retired; `label_counts` is the training images per
 label, JSON; `gate` the comparison that decided it; `rollout_groups` the device groups a promoted
 version is announced to, JSON, NULL for the whole fleet), the exact training images of each version
-(`model_images`), and training jobs (`active` is 1 while queued or running and NULL after, so the
-unique (model, active) lets one job per model be active at a time)."""
+(`model_images`), and training jobs (`reasons` one per line; `active` is 1 while queued or
+running and NULL after, so the unique (model, active) lets one job per model be active at a time)."""
 
 MIGRATIONS: list[list[str]] = [
     [

@@ -1,0 +1,1 @@
+"""The model registry: versions, the promotion gate, rollout."""

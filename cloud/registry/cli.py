@@ -1,0 +1,81 @@
+"""`python -m cloud models list|promote|rollback|widen` and `python -m cloud retrain-now MODEL`:
+the registry and the manual trigger from a shell, against the same store and broker as the service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from datetime import datetime, timezone
+
+from cloud.options import CloudOptions
+from cloud.registry.rollout import Rollout
+from cloud.registry.versions import Registry, RegistryError, Version
+from cloud.store import connect
+from cloud.training.jobs import Jobs
+from cloud.training.runner import dataset_dir
+from edge import protocol
+from edge.command import SubParsers
+from edge.flags import add_config_flags, from_args
+from edge.mqtt import url
+
+log = logging.getLogger(__name__)
+
+
+def add_parsers(subparsers: SubParsers) -> None:
+    models = subparsers.add_parser("models", help="list, promote, roll back or widen model versions")
+    actions = models.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="every version, newest first, with its state and gate")
+    listing.add_argument("name", nargs="?", help="one model (default: all)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per version")
+    promote = actions.add_parser("promote", help="promote a version and announce it")
+    promote.add_argument("name")
+    promote.add_argument("version")
+    promote.add_argument("--groups", help="comma-separated device groups: a canary (default: the whole fleet)")
+    for action, text in (("rollback", "re-announce the version promoted before"), ("widen", "canary -> fleet")):
+        actions.add_parser(action, help=text).add_argument("name")
+    for p in actions.choices.values():
+        add_config_flags(p, CloudOptions)
+    models.set_defaults(func=run_models)
+
+    now = subparsers.add_parser("retrain-now", help="queue a training of a model (the service runs it)")
+    now.add_argument("model")
+    now.add_argument("--reason", default="requested from the command line")
+    add_config_flags(now, CloudOptions)
+    now.set_defaults(func=run_retrain_now)
+
+
+def describe(v: Version) -> str:
+    accuracy = v.metrics.get("test_accuracy")
+    when = datetime.fromtimestamp(v.created, timezone.utc).strftime("%Y-%m-%d %H:%M")
+    groups = f" groups={','.join(v.rollout_groups)}" if v.rollout_groups else ""
+    why = f"  [{v.gate['why']}]" if v.gate else ""
+    return f"{v.name:<16} {v.version:<18} {v.state:<10}{groups} test={accuracy:.3f} {when} parent={v.parent}{why}"
+
+
+def run_models(args: argparse.Namespace) -> int:
+    cfg = from_args(CloudOptions, args)
+    registry = Registry(connect(cfg.db), cfg.data_dir)
+    if args.action == "list":
+        for v in registry.list(args.name):
+            print(json.dumps(vars(v)) if args.json else describe(v))
+        return 0
+    rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url)
+    if args.action == "promote":
+        groups = [protocol.check_id(g.strip(), "group") for g in args.groups.split(",")] if args.groups else None
+        print(describe(rollout.promote(args.name, args.version, groups)))
+    elif args.action == "rollback":
+        print(describe(rollout.rollback(args.name)))
+    else:
+        print(describe(rollout.widen(args.name)))
+    return 0
+
+
+def run_retrain_now(args: argparse.Namespace) -> int:
+    cfg = from_args(CloudOptions, args)
+    model = protocol.check_id(args.model, "model name")
+    if not dataset_dir(cfg.data_dir, model).is_dir():
+        raise RegistryError(f"no dataset for {model!r} at {dataset_dir(cfg.data_dir, model)}")
+    job, created = Jobs(connect(cfg.db)).request(model, f"manual (cli): {args.reason}")
+    print(f"job {job.id}: {'queued' if created else 'joined the training already ' + job.state}")
+    return 0

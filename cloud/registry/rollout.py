@@ -1,0 +1,102 @@
+"""Rollout: promoting a version publishes its retained announcement (URL, sha256, metrics), which
+devices follow; a canary announcement names device groups and is widened to the whole fleet once
+those devices report the new version; a rollback re-announces the version promoted before."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+
+import paho.mqtt.client as mqtt
+
+from cloud.registry.versions import Registry, RegistryError, Version
+from edge import protocol
+from edge.mqtt.client import make_client
+from edge.mqtt.url import BrokerAddress
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 30
+
+
+class Rollout:
+    def __init__(self, registry: Registry, address: BrokerAddress, topics: protocol.Topics, public_url: str) -> None:
+        self.registry = registry
+        self.address = address
+        self.topics = topics
+        self.public_url = public_url.rstrip("/")
+
+    def announcement(self, version: Version, groups: list[str] | None) -> protocol.Announcement:
+        metrics = {k: version.metrics.get(k) for k in ("test_accuracy", "validation_accuracy")}
+        return protocol.Announcement(
+            name=version.name,
+            version=version.version,
+            url=f"{self.public_url}/models/{version.name}/{version.version}.tar.gz",
+            sha256=version.sha256,
+            metrics=metrics,
+            created=datetime.fromtimestamp(version.created, timezone.utc).isoformat(timespec="seconds"),
+            groups=groups,
+        )
+
+    def announce(self, version: Version, groups: list[str] | None) -> None:
+        """Publish the retained announcement and wait for the broker to take it."""
+        client = make_client(self.address, f"edgeloop-rollout-{uuid.uuid4().hex[:8]}")
+        rc = client.connect(self.address.host, self.address.port, 30)
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            raise RegistryError(f"cannot reach the broker at {self.address}: {mqtt.error_string(rc)}")
+        client.loop_start()
+        try:
+            body = self.announcement(version, groups).encode()
+            info = client.publish(self.topics.model(version.name), body, qos=protocol.QOS_MODELS, retain=True)
+            info.wait_for_publish(PUBLISH_TIMEOUT_S)
+            if not info.is_published():
+                raise RegistryError(f"the broker at {self.address} did not take the announcement")
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        log.info("announced %s %s to %s", version.name, version.version, ", ".join(groups) if groups else "the fleet")
+
+    def promote(self, name: str, version: str, groups: list[str] | None = None) -> Version:
+        chosen = self.registry.get(name, version)
+        if chosen.state == "rejected":
+            raise RegistryError(f"{name} {version} was rejected ({(chosen.gate or {}).get('why', 'no reason')})")
+        self.registry.set_promoted(chosen, groups)
+        self.announce(chosen, groups)
+        return self.registry.get(name, version)
+
+    def widen(self, name: str) -> Version:
+        current = self._promoted(name)
+        self.registry.set_promoted(current, None)
+        self.announce(current, None)
+        return self.registry.get(name, current.version)
+
+    def rollback(self, name: str) -> Version:
+        current, previous = self._promoted(name), self.registry.previous(name)
+        if previous is None:
+            raise RegistryError(f"{name} has no earlier promoted version to roll back to")
+        self.registry.set_promoted(previous, None)
+        self.registry.set_state(current, "rejected")
+        self.announce(previous, None)
+        log.warning("rolled %s back from %s to %s", name, current.version, previous.version)
+        return self.registry.get(name, previous.version)
+
+    def canary_ready(self, name: str, stale_s: float = 120) -> bool:
+        """True when a canary's groups have online devices and all of them run the version."""
+        current = self.registry.promoted(name)
+        if current is None or not current.rollout_groups:
+            return False
+        marks = ", ".join("?" for _ in current.rollout_groups)
+        rows = self.registry.db.query(
+            f"SELECT model_version FROM devices WHERE device_group IN ({marks}) AND state = 'online' "
+            "AND model_name = ? AND last_seen >= ?",
+            (*current.rollout_groups, name, time.time() - stale_s),
+        )
+        return bool(rows) and all(v == current.version for (v,) in rows)
+
+    def _promoted(self, name: str) -> Version:
+        current = self.registry.promoted(name)
+        if current is None:
+            raise RegistryError(f"{name} has no promoted version")
+        return current

@@ -1,0 +1,118 @@
+"""Runs queued trainings, one at a time, each as its own `python -m cloud retrain` process (so
+ingest never stalls and a crash in TensorFlow cannot take the service down), then registers the
+bundle, puts it through the gate and, if it passes, promotes and announces it."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from cloud.registry import gate
+from cloud.registry.rollout import Rollout
+from cloud.registry.versions import Registry
+from cloud.training.jobs import Job, Jobs
+
+log = logging.getLogger(__name__)
+
+RETRAIN_YAML = "retrain.yaml"
+
+
+@dataclass(frozen=True)
+class TrainingPolicy:
+    gate_margin: float = 0.0
+    canary_groups: list[str] | None = None  # a passing candidate is announced to these groups first
+    poll_s: float = 1.0
+
+
+def dataset_dir(data_dir: Path, model: str) -> Path:
+    return data_dir / "datasets" / model
+
+
+def job_log(data_dir: Path, job_id: str) -> Path:
+    return data_dir / "jobs" / f"{job_id}.log"
+
+
+class TrainingRunner(threading.Thread):
+    def __init__(self, jobs: Jobs, registry: Registry, rollout: Rollout, data_dir: Path, policy: TrainingPolicy):
+        super().__init__(name="training", daemon=True)
+        self.jobs, self.registry, self.rollout = jobs, registry, rollout
+        self.data_dir = data_dir
+        self.policy = policy
+        self._stop = threading.Event()
+        self._process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+        self.join(timeout=30)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                job = self.jobs.claim()
+            except Exception as exc:  # the database away: try again later
+                log.warning("cannot look for training jobs: %r", exc)
+                job = None
+            if job is None:
+                self._stop.wait(self.policy.poll_s)
+                continue
+            try:
+                ok, version, message = self._run(job)
+            except Exception as exc:  # whatever goes wrong, the job ends and the service goes on
+                log.exception("training job %s failed", job.id)
+                ok, version, message = False, None, f"{type(exc).__name__}: {exc}"
+            self.jobs.finish(job, ok, version, message)
+
+    def _version(self, model: str) -> str:
+        version = datetime.now(timezone.utc).strftime("%Y%m%d.%H%M%S")
+        while self.registry.bundle_dir(model, version).exists():
+            time.sleep(1)
+            version = datetime.now(timezone.utc).strftime("%Y%m%d.%H%M%S")
+        return version
+
+    def _run(self, job: Job) -> tuple[bool, str | None, str]:
+        images = dataset_dir(self.data_dir, job.model)
+        if not images.is_dir():
+            return False, None, f"no dataset at {images}"
+        version = self._version(job.model)
+        output = self.registry.bundle_dir(job.model, version)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "cloud", "retrain"]
+        if (images / RETRAIN_YAML).is_file():
+            command += ["--config", str(images / RETRAIN_YAML)]
+        command += ["--image-dir", str(images), "--output-dir", str(output), "--name", job.model]
+        command += ["--version", version, "--bottleneck-dir", str(self.data_dir / "bottlenecks")]
+        command += ["--summaries-dir", str(self.data_dir / "tensorboard" / job.model / version)]
+        logfile = job_log(self.data_dir, job.id)
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        log.info("job %s: training %s %s (%s); log in %s", job.id, job.model, version, "; ".join(job.reasons), logfile)
+        with open(logfile, "ab") as out:
+            self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            rc = self._process.wait()
+        if rc != 0:
+            return False, None, f"the training exited with status {rc}; see its log"
+        return True, version, self._decide(job, output)
+
+    def _decide(self, job: Job, output: Path) -> str:
+        candidate = self.registry.add(output, trigger="; ".join(job.reasons), job_id=job.id)
+        promoted = self.registry.promoted(job.model)
+        verdict = gate.judge(
+            output,
+            self.registry.bundle_dir(promoted.name, promoted.version) if promoted else None,
+            dataset_dir(self.data_dir, job.model),
+            self.policy.gate_margin,
+        )
+        self.registry.decide(candidate, verdict["passed"], verdict)
+        if not verdict["passed"]:
+            return f"{candidate.version} rejected: {verdict['why']}"
+        groups = self.policy.canary_groups if promoted else None  # a first version goes to everyone
+        self.rollout.promote(job.model, candidate.version, groups)
+        where = f"groups {', '.join(groups)} (canary)" if groups else "the fleet"
+        return f"{candidate.version} promoted to {where}: {verdict['why']}"

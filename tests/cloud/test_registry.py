@@ -1,0 +1,146 @@
+"""The registry, the gate and rollout against a real broker and real trainings: a version is
+registered with its training images, a candidate trained on deliberately mislabelled images is
+rejected and never announced, a canary is widened, a rollback re-announces the previous version;
+and simultaneous triggers make one training job."""
+
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from cloud.registry import gate
+from cloud.registry.rollout import Rollout
+from cloud.registry.versions import Registry, RegistryError
+from cloud.retrain.config import RetrainConfig
+from cloud.retrain.dataset import split_of
+from cloud.retrain.run import retrain
+from cloud.store import connect
+from cloud.training.jobs import Jobs
+from edge import bundle, protocol
+from edge.mqtt import url
+from tests.broker import Recorder, wait_for
+
+
+def test_simultaneous_triggers_make_one_job(db_url: str) -> None:
+    jobs = Jobs(connect(db_url))
+    barrier = threading.Barrier(8)
+    results = []
+
+    def trigger(i: int) -> None:
+        barrier.wait()
+        results.append(Jobs(connect(db_url)).request("colours", f"trigger {i}"))
+
+    threads = [threading.Thread(target=trigger, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(created for _, created in results) == 1
+    active = jobs.active("colours")
+    assert sorted(active.reasons) == sorted(f"trigger {i}" for i in range(8)), "every reason is kept"
+    claimed = jobs.claim()
+    assert claimed.id == active.id
+    assert claimed.state == "running"
+    assert jobs.claim() is None
+    again, created = jobs.request("colours", "during the training")
+    assert (created, again.id) == (False, active.id), "a trigger during a training joins it"
+    jobs.finish(claimed, True, "2", "done")
+    assert jobs.active("colours") is None
+    assert jobs.request("colours", "after")[1], "after the training a trigger queues a new one"
+
+
+def place(registry: Registry, trained: Path) -> Path:
+    """Put a trained bundle where the registry keeps its version."""
+    meta = bundle.load(trained).meta
+    target = registry.bundle_dir(meta.name, meta.version)
+    shutil.copytree(trained, target)
+    return target
+
+
+def train(images: Path, output: Path, version: str, cache: Path, flags: dict) -> Path:
+    retrain(RetrainConfig(image_dir=images, output_dir=output, name="colours", version=version, bottleneck_dir=cache,
+                          **flags))  # fmt: skip
+    return output
+
+
+def swap_training_labels(images: Path, target: Path, a: str, b: str, flags: dict) -> Path:
+    """The same images, with every training-split image of `a` filed under `b` and vice versa; the
+    split follows the file name, so validation and test images keep their true labels."""
+    shutil.copytree(images, target)
+    for src, dst in ((a, b), (b, a)):
+        for path in sorted((images / src).iterdir()):
+            if split_of(path.name, flags["validation_percentage"], flags["testing_percentage"]) == "train":
+                (target / src / path.name).rename(target / dst / path.name)
+    return target
+
+
+@pytest.fixture
+def registry(tmp_path: Path, tiny_images: Path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_images, data / "datasets" / "colours")
+    return Registry(connect(f"sqlite:///{tmp_path / 'db.sqlite'}"), data)
+
+
+def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_images, tiny_flags, tmp_path) -> None:
+    recorder = Recorder(broker.url, "edgeloop/models/#")
+    rollout = Rollout(registry, url.parse(broker.url), protocol.Topics(), "http://cloud.example:8080")
+    dataset = registry.root.parent / "datasets" / "colours"
+    first = registry.add(place(registry, tiny_bundle), trigger="initial")
+    assert first.state == "candidate"
+    assert first.parent is None
+    images = registry.images("colours", first.version)
+    stats = bundle.load(tiny_bundle).meta.images
+    assert len(images) == stats.train + stats.validation + stats.test == 120
+    train_labels = [label for _, label, split in images if split == "train"]
+    assert first.label_counts == {label: train_labels.count(label) for label in ("blue", "green", "red")}
+
+    verdict = gate.judge(registry.bundle_dir("colours", first.version), None, dataset, 0.0)
+    assert verdict["passed"]
+    assert verdict["why"] == "no promoted version yet"
+    rollout.promote("colours", first.version)
+    wait_for(lambda: recorder.on("/colours"), 10, "the announcement")
+    announced = protocol.Announcement.decode(recorder.on("/colours")[-1].payload)
+    assert announced.version == first.version
+    assert announced.groups is None
+    assert announced.url == f"http://cloud.example:8080/models/colours/{first.version}.tar.gz"
+    assert announced.sha256 == bundle.sha256_file(registry.archive("colours", first.version))
+
+    # Trained on red and green swapped: rejected on today's (true) test split, never announced.
+    cache = tmp_path / "cache"
+    mislabelled = swap_training_labels(tiny_images, tmp_path / "mislabelled", "red", "green", tiny_flags)
+    bad_dir = train(mislabelled, registry.bundle_dir("colours", "bad"), "bad", cache, tiny_flags)
+    bad = registry.add(bad_dir, trigger="test")
+    verdict = gate.judge(bad_dir, registry.bundle_dir("colours", first.version), dataset, 0.05)
+    registry.decide(bad, verdict["passed"], verdict)
+    assert not verdict["passed"], verdict
+    assert verdict["candidate_accuracy"] < verdict["promoted_accuracy"] - 0.3
+    assert registry.get("colours", "bad").state == "rejected"
+    with pytest.raises(RegistryError, match="rejected"):
+        rollout.promote("colours", "bad")
+
+    # A good second version: a canary first, then the fleet; then rolled back.
+    good = registry.add(train(dataset, registry.bundle_dir("colours", "good"), "good", cache, tiny_flags))
+    assert good.parent == first.version
+    rollout.promote("colours", "good", ["canary"])
+    assert not rollout.canary_ready("colours"), "no canary device runs it yet"
+    registry.db.execute(
+        "INSERT INTO devices (device_id, state, last_seen, model_name, model_version, device_group) "
+        "VALUES ('cam-9', 'online', ?, 'colours', 'good', 'canary')",
+        (time.time(),),
+    )
+    assert rollout.canary_ready("colours")
+    rollout.widen("colours")
+    rollout.rollback("colours")
+    wait_for(lambda: len(recorder.on("/colours")) >= 4, 10, "four announcements")
+    seen = [protocol.Announcement.decode(m.payload) for m in recorder.on("/colours")]
+    assert [(a.version, a.groups) for a in seen] == [
+        (first.version, None), ("good", ["canary"]), ("good", None), (first.version, None)
+    ]  # fmt: skip
+    assert "bad" not in {a.version for a in seen}
+    states = {v.version: v.state for v in registry.list("colours")}
+    assert states == {first.version: "promoted", "bad": "rejected", "good": "rejected"}
+    assert json.loads(json.dumps(registry.get("colours", "bad").gate))["passed"] is False
+    recorder.close()

@@ -1,0 +1,109 @@
+"""The whole loop, every part real: Mosquitto, `python -m cloud serve` and `python -m edge run` on
+a video. The service trains the first version of a new model and announces it; the device runs it
+and sends its unsure frames as samples; a person (this test, through the HTTP API) labels them;
+the data trigger trains a new version on the added images, it passes the gate and is announced,
+and the device's predictions then carry the new version."""
+
+import json
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from tests.broker import Recorder, free_port, wait_for
+from tests.conftest import ROOT
+from tests.edge.running import start_edge, versions
+from tests.makedata import COLOURS, write_dataset, write_video
+
+LABELS_NEEDED = 6
+
+
+def api(port: int, path: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST" if data else "GET",
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        raw = response.read()
+    return json.loads(raw) if response.headers.get_content_type() == "application/json" else raw
+
+
+def answers(port: int, path: str):
+    try:
+        return api(port, path)
+    except OSError:
+        return None
+
+
+def true_colour(jpeg: bytes) -> str:
+    """What a person sees in the picture: the label whose colour is nearest its mean."""
+    bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    mean = bgr[..., ::-1].reshape(-1, 3).mean(0)
+    return min(COLOURS, key=lambda label: float(np.linalg.norm(mean - np.array(COLOURS[label]))))
+
+
+def promoted(port: int) -> list[dict]:
+    return [v for v in answers(port, "/api/models") or [] if v["state"] == "promoted"]
+
+
+def test_samples_labelled_retrain_gate_announce_and_the_device_runs_the_new_version(
+    broker, tiny_flags, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    dataset = write_dataset(data / "datasets" / "colours", per_label=24)
+    (dataset / "retrain.yaml").write_text(yaml.safe_dump(dict(tiny_flags)))
+    port = free_port()
+    args = ["--broker", broker.url, "--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--data-dir", data,
+            "--http-port", port, "--http-host", "127.0.0.1", "--public-url", f"http://127.0.0.1:{port}",
+            "--trigger-interval-s", 1, "--retrain-after-labels", LABELS_NEEDED]  # fmt: skip
+    serve = subprocess.Popen([sys.executable, "-m", "cloud", "serve", *map(str, args)], cwd=ROOT)
+    recorder = Recorder(broker.url, "edgeloop/devices/cam-1/predictions")
+    edge = None
+    try:
+        wait_for(lambda: promoted(port), 180, "the first version trained and promoted")
+        first = promoted(port)[0]
+        assert first["trigger"] == "initial: the model has never been trained"
+        video = write_video(tmp_path / "colours.avi", frames=60, seed=7)
+        edge = start_edge(data / "models" / "colours" / first["version"], video, broker, tmp_path / "state", "--loop",
+                          "--sample-threshold", 1.0, "--samples-per-minute", 600)  # fmt: skip
+        wait_for(lambda: len(answers(port, "/api/samples") or []) >= LABELS_NEEDED, 60, "samples from the device")
+
+        labelled = []
+        for sample in answers(port, "/api/samples")[:LABELS_NEEDED]:
+            label = true_colour(api(port, sample["url"]))
+            api(port, f"/api/samples/{sample['id']}/label", {"label": label})
+            labelled.append(sample["id"])
+        wait_for(lambda: promoted(port)[0]["version"] != first["version"], 240, "a new version promoted")
+        second = promoted(port)[0]
+        assert second["parent"] == first["version"]
+        assert second["trigger"].startswith("data: ")
+        assert second["gate"]["passed"]
+        assert second["gate"]["promoted_accuracy"] is not None, "judged against the first version"
+        trained_on = {row[0] for row in _images(tmp_path / "db.sqlite", second["version"])}
+        assert set(labelled) <= trained_on, "the labelled samples are in the new version's training images"
+        wait_for(lambda: versions(recorder)[-1:] == [second["version"]], 90, "predictions of the new version")
+        jobs = answers(port, "/api/jobs")
+        assert [j["state"] for j in jobs] == ["succeeded", "succeeded"]
+        assert second["version"] in api(port, f"/api/jobs/{jobs[0]['id']}/log").decode(), "the job's log is served"
+    finally:
+        if edge:
+            edge.send_signal(signal.SIGTERM)
+            edge.wait(30)
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(30)
+        recorder.close()
+    seen = versions(recorder)
+    switch = seen.index(second["version"])
+    assert set(seen[:switch]) == {first["version"]}
+    assert set(seen[switch:]) == {second["version"]}
+
+
+def _images(db_file: Path, version: str) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(db_file) as conn:
+        return conn.execute("SELECT sha256 FROM model_images WHERE version = ?", (version,)).fetchall()
