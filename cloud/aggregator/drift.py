@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter
 
-from cloud.aggregator.windows import DeviceWindow
+from cloud.aggregator.windows import DeviceWindow, fleet_windows
 from cloud.store import Database
 from edge import protocol
 
@@ -76,3 +77,17 @@ def fleet_drift(db: Database, windows: Iterable[DeviceWindow]) -> dict[str, Drif
     windows = list(windows)
     training = training_labels(db, (w.latest_model for w in windows if w.latest_model))
     return {w.device_id: drift(w, training) for w in windows}
+
+
+def largest_drift(db: Database, model_name: str, window_s: float, min_predictions: int = 1) -> float | None:
+    """The drift trigger's question: the largest drift among the devices running `model_name` now, counting
+    only those with `min_predictions` of their version in the window (a handful of frames says nothing)."""
+    device_ids = [row[0] for row in db.query("SELECT device_id FROM devices")]
+    running = [
+        w
+        for w in fleet_windows(db, device_ids, time.time() - window_s).values()
+        if w.latest_model
+        and w.latest_model.name == model_name
+        and sum(w.versions[w.latest_model].values()) >= min_predictions
+    ]
+    return max((d.value for d in fleet_drift(db, running).values() if d.value is not None), default=None)

@@ -14,6 +14,7 @@ from edge import protocol
 log = logging.getLogger(__name__)
 
 BINS = 10
+LOW_CONFIDENCE = 0.5  # a top-1 score under this is a low-confidence prediction, unless a caller says otherwise
 PERCENTILES = (50, 95)
 
 # The index (device_id, ts) serves each device's range; GROUP BY keeps the fleet to one round trip.
@@ -101,7 +102,9 @@ class DeviceWindow:
         self.total_ms_sum += total_ms
 
 
-def fleet_windows(db: Database, device_ids: list[str], since: float, low_threshold: float) -> dict[str, DeviceWindow]:
+def fleet_windows(
+    db: Database, device_ids: list[str], since: float, low_threshold: float = LOW_CONFIDENCE
+) -> dict[str, DeviceWindow]:
     """Each device's window (an empty one for a device with no prediction in it)."""
     windows = {d: DeviceWindow(d, since, low_threshold) for d in device_ids}
     if not device_ids:

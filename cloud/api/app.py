@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from cloud.aggregator.drift import DriftBasis, fleet_drift
 from cloud.aggregator.metrics import Metrics
-from cloud.aggregator.windows import fleet_windows
+from cloud.aggregator.windows import LOW_CONFIDENCE, fleet_windows
 from cloud.aggregator.writer import sample_path
 from cloud.api import gauges
 from cloud.api.window import Confidence, Window, confidence_report, window_report
@@ -24,7 +24,6 @@ from edge import protocol
 
 SAMPLE_ID = re.compile(r"^[0-9a-f]{64}$")
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-LOW_CONFIDENCE = 0.5
 
 
 class Device(BaseModel):
@@ -79,7 +78,7 @@ def create_app(
     def fleet(seconds: float):
         """The devices' rows, their windows and their drift."""
         rows = db.query(DEVICES)
-        windows = fleet_windows(db, [r[0] for r in rows], time.time() - seconds, LOW_CONFIDENCE)
+        windows = fleet_windows(db, [r[0] for r in rows], time.time() - seconds)
         return rows, windows, fleet_drift(db, windows.values())
 
     @app.get("/api/devices", response_model=list[Device])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud.aggregator.drift import js_distance
+from cloud.aggregator.drift import js_distance, largest_drift
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.parse import DeviceUpdate
 from cloud.aggregator.writer import Batch, write
@@ -76,6 +76,14 @@ def api(db_url: str, tmp_path: Path):
     db.close()
 
 
+@pytest.fixture
+def db(api, db_url: str):
+    """The store behind `api`, for what reads it without HTTP."""
+    store = connect(db_url)
+    yield store
+    store.close()
+
+
 def test_window_counts_confidence_latency_and_fps(api) -> None:
     w = api.get("/api/devices/cam-1/window", params={"window": 300}).json()
     assert w["predictions"] == 20
@@ -134,6 +142,13 @@ def test_drift_against_the_training_labels(api) -> None:
         "model_not_registered",
         {"name": "flowers", "version": "2"},
     )
+
+
+def test_the_drift_trigger_sees_the_largest_drift_of_a_model(db) -> None:
+    assert largest_drift(db, "flowers", 300) == 1.0  # cam-2's sunflowers
+    assert largest_drift(db, "flowers", 300, min_predictions=6) == 0.0  # only cam-1 has that many
+    assert largest_drift(db, "flowers", 300, min_predictions=100) is None
+    assert largest_drift(db, "birds", 300) is None
 
 
 def test_devices_rows_keep_the_design_fields_and_add_the_window(api) -> None:
