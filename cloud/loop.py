@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
+from cloud.aggregator.drift import largest_drift
 from cloud.api import models
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
@@ -37,7 +38,14 @@ class Loop:
         self.rollout = Rollout(self.registry, address, topics, cfg.public_url)
         policy = TrainingPolicy(gate_margin=cfg.gate_margin, canary_groups=cfg.canary_groups)
         self.runner = TrainingRunner(self.jobs, self.registry, self.rollout, cfg.data_dir, policy)
-        self.triggers = TriggerLoop(db, self.jobs, cfg.data_dir, cfg.trigger_policy())
+        triggers = cfg.trigger_policy()
+        self.triggers = TriggerLoop(
+            db,
+            self.jobs,
+            cfg.data_dir,
+            triggers,
+            lambda model, window_s: largest_drift(db, model, window_s, triggers.min_predictions),
+        )
         self.commands = RetrainCommands(
             self.jobs, cfg.data_dir, address, topics, f"{cfg.client_id}-commands", cfg.group
         )

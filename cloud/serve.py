@@ -42,6 +42,9 @@ class ServeConfig(CloudOptions):
     gate_margin: float = Field(0.0, ge=0, le=1, description="a candidate may be this much less accurate and pass")
     canary_groups: list[str] | None = Field(None, description="announce a new version to these device groups first")
     canary_widen: bool = Field(True, description="widen a canary to the fleet once its devices run it")
+    metrics_window_s: float = Field(
+        300.0, gt=0, description="window of the device gauges of /metrics, and of /api/devices by default"
+    )
 
     @field_validator("canary_groups", mode="before")
     @classmethod
@@ -81,7 +84,7 @@ def run(args) -> int:
     if cfg.train:
         loop.start()
     try:
-        app = create_app(db, ingest.metrics, cfg.data_dir, [loop.router()])
+        app = create_app(db, ingest.metrics, cfg.data_dir, [loop.router()], cfg.metrics_window_s)
         uvicorn.run(app, host=cfg.http_host, port=cfg.http_port, log_level="warning")
     finally:
         loop.stop()

@@ -7,18 +7,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from cloud.aggregator.drift import DriftBasis, fleet_drift
 from cloud.aggregator.metrics import Metrics
-from cloud.api import samples
+from cloud.aggregator.windows import LOW_CONFIDENCE, fleet_windows
+from cloud.api import gauges, samples
+from cloud.api.window import Confidence, Window, confidence_report, window_report
 from cloud.store import Database
 from edge import protocol
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-LOW_CONFIDENCE = 0.5
-BINS = 10
 
 
 class Device(BaseModel):
@@ -26,58 +27,65 @@ class Device(BaseModel):
     state: str
     last_seen: float
     model: protocol.ModelRef | None
+    device_group: str | None
     backend: str | None
     fps: float | None
     predictions: int
     missing: int
     message: str | None
+    window: float = Field(description="seconds behind the window_ fields and drift")
+    window_predictions: int
+    window_fps: float | None
+    drift: float | None = Field(description="Jensen–Shannon distance (base 2) to the model's training labels")
+    drift_basis: DriftBasis
 
 
-class Confidence(BaseModel):
-    predictions: int
-    mean: float
-    low_threshold: float
-    low_share: float
-    bins: list[float]  # lower edge of each bin of the top-1 score
-    counts: list[int]
-
-
-DEVICES = """SELECT d.device_id, d.state, d.last_seen, d.model_name, d.model_version, d.backend, d.fps, d.message,
-    COALESCE(p.n, 0), COALESCE(p.lo, 0), COALESCE(p.hi, 0)
+DEVICES = """SELECT d.device_id, d.state, d.last_seen, d.model_name, d.model_version, d.device_group, d.backend,
+    d.fps, d.message, COALESCE(p.n, 0), COALESCE(p.lo, 0), COALESCE(p.hi, 0)
     FROM devices d LEFT JOIN (
         SELECT device_id, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM predictions GROUP BY device_id
     ) p ON p.device_id = d.device_id ORDER BY d.device_id"""
+WINDOW = Query(None, gt=0, description="seconds back from now (default: the service's window)")
+LOW = Query(LOW_CONFIDENCE, ge=0, le=1, description="a top-1 score under this is low confidence")
 
 
-# A histogram of top-1 scores in portable SQL (no FLOOR in SQLite, CAST rounds in PostgreSQL).
-CONFIDENCE = "SELECT COUNT(*), SUM(score), {} FROM predictions WHERE device_id = ? AND ts >= ?".format(
-    ", ".join(
-        f"SUM(CASE WHEN score >= {i / BINS} AND (score < {(i + 1) / BINS} OR {i + 1} = {BINS}) THEN 1 ELSE 0 END)"
-        for i in range(BINS)
-    )
-)
-
-
-def create_app(db: Database, metrics: Metrics, data_dir: Path, routers: Sequence[APIRouter] = ()) -> FastAPI:
+def create_app(
+    db: Database, metrics: Metrics, data_dir: Path, routers: Sequence[APIRouter] = (), window_s: float = 300.0
+) -> FastAPI:
+    """`window_s`: the window of /metrics, and of /api/devices and /window when a request names none."""
     app = FastAPI(title="edgeloop", description="fleet predictions, samples and models")
     for extra in routers:
         app.include_router(extra)
 
+    def fleet(seconds: float):
+        """The devices' rows, their windows and their drift."""
+        rows = db.query(DEVICES)
+        windows = fleet_windows(db, [r[0] for r in rows], time.time() - seconds)
+        return rows, windows, fleet_drift(db, windows.values())
+
     @app.get("/api/devices", response_model=list[Device])
-    def devices() -> list[Device]:
+    def devices(window: float | None = WINDOW) -> list[Device]:
+        seconds = window or window_s
+        rows, windows, drifts = fleet(seconds)
         return [
             Device(
                 device_id=row[0],
                 state=row[1],
                 last_seen=row[2],
                 model=protocol.ModelRef(name=row[3], version=row[4]) if row[3] else None,
-                backend=row[5],
-                fps=row[6],
-                message=row[7],
-                predictions=row[8],
-                missing=(row[10] - row[9] + 1 - row[8]) if row[8] else 0,  # gaps in seq
+                device_group=row[5],
+                backend=row[6],
+                fps=row[7],
+                message=row[8],
+                predictions=row[9],
+                missing=(row[11] - row[10] + 1 - row[9]) if row[9] else 0,  # gaps in seq
+                window=seconds,
+                window_predictions=windows[row[0]].total.predictions,
+                window_fps=windows[row[0]].fps,
+                drift=drifts[row[0]].value,
+                drift_basis=drifts[row[0]].basis,
             )
-            for row in db.query(DEVICES)
+            for row in rows
         ]
 
     @app.get("/api/devices/{device_id}/labels", response_model=dict[str, int])
@@ -89,17 +97,23 @@ def create_app(db: Database, metrics: Metrics, data_dir: Path, routers: Sequence
         return dict(rows)
 
     @app.get("/api/devices/{device_id}/confidence", response_model=Confidence)
-    def confidence(device_id: str, window: float = Query(3600, gt=0, description="seconds back from now")):
-        row = db.query(CONFIDENCE, (device_id, time.time() - window))[0]
-        n, total, counts = row[0], row[1] or 0.0, [int(c or 0) for c in row[2:]]
-        return Confidence(
-            predictions=n,
-            mean=total / n if n else 0.0,
-            low_threshold=LOW_CONFIDENCE,
-            low_share=sum(counts[: int(LOW_CONFIDENCE * BINS)]) / n if n else 0.0,
-            bins=[i / BINS for i in range(BINS)],
-            counts=counts,
-        )
+    def confidence(
+        device_id: str,
+        window: float = Query(3600, gt=0, description="seconds back from now"),
+        low_threshold: float = LOW,
+    ) -> Confidence:
+        since = time.time() - window
+        return confidence_report(db, fleet_windows(db, [device_id], since, low_threshold)[device_id])
+
+    @app.get("/api/devices/{device_id}/window", response_model=Window)
+    def device_window(device_id: str, window: float | None = WINDOW, low_threshold: float = LOW) -> Window:
+        """Counts, confidence, latency, fps and label drift of one device over a sliding window."""
+        telemetry = db.query("SELECT fps FROM devices WHERE device_id = ?", (device_id,))
+        if not telemetry:
+            raise HTTPException(404, "no such device")
+        seconds = window or window_s
+        found = fleet_windows(db, [device_id], time.time() - seconds, low_threshold)
+        return window_report(db, found[device_id], seconds, fleet_drift(db, found.values())[device_id], telemetry[0][0])
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> str:
@@ -107,7 +121,9 @@ def create_app(db: Database, metrics: Metrics, data_dir: Path, routers: Sequence
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:
-        return metrics.render()
+        rows, windows, drifts = fleet(window_s)
+        per_device = {r[0]: gauges.values(windows[r[0]], drifts[r[0]], r[7]) for r in rows}
+        return metrics.render() + gauges.render(per_device, window_s, LOW_CONFIDENCE)
 
     app.include_router(samples.router(db, data_dir, metrics))
     return app

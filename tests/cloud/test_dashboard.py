@@ -1,20 +1,31 @@
 """The dashboard in a real browser (headless Chromium): it loads, shows the devices sending in the
-test, and updates as their predictions arrive. The screenshot is kept in test-artifacts/."""
+test with their group and label drift, a device's window figures, and updates as their predictions
+arrive. The screenshot is kept in test-artifacts/."""
 
 import shutil
 import signal
 import time
 from pathlib import Path
 
+from cloud.store import connect
+from edge import protocol
 from tests.broker import free_port, wait_for
 from tests.cloud.conftest import ARTIFACTS
+from tests.cloud.test_aggregates import register
 from tests.cloud.test_serve import metric, start_serve
 from tests.fleet import Publisher
 
 
+def cell(page, row: str, column: str) -> str:
+    return page.locator(f"{row} td[data-col='{column}']").inner_text()
+
+
 def test_dashboard_shows_the_fleet_and_follows_it_live(broker, browser, tmp_path: Path) -> None:
-    port = free_port()
-    serve = start_serve(broker, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", port)
+    port, db_url = free_port(), f"sqlite:///{tmp_path / 'db.sqlite'}"
+    db = connect(db_url)
+    register(db, "1", {"daisy": 50, "roses": 50})  # the fleet predicts only daisy: a drift of 0.558
+    db.close()
+    serve = start_serve(broker, db_url, tmp_path / "data", port)
     fleet = Publisher(broker.port)
     try:
         seqs = iter(range(1, 10**6))
@@ -23,17 +34,31 @@ def test_dashboard_shows_the_fleet_and_follows_it_live(broker, browser, tmp_path
         first = next(seqs)
         fleet.send_predictions("cam-1", range(first, first + 200))
         fleet.send_predictions("cam-2", range(1, 51))
+        status = protocol.Status(state="online", ts=time.time(), group="canary")
+        fleet.send(protocol.Topics().status("cam-2"), status.encode()).wait_for_publish(10)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_selector("tr[data-device='cam-2']", timeout=20_000)
-        cam1 = page.locator("tr[data-device='cam-1'] td").nth(3)
+        cam1 = page.locator("tr[data-device='cam-1'] td[data-col='predictions']")
         before = int(cam1.inner_text())
         assert before >= 200
-        assert page.locator("tr[data-device='cam-2'] td").nth(3).inner_text() == "50"
+        assert cell(page, "tr[data-device='cam-2']", "predictions") == "50"
+        wait_for(lambda: cell(page, "tr[data-device='cam-2']", "group") == "canary", 10, "the device group")
+        assert cell(page, "tr[data-device='cam-2']", "drift") == "0.558"
+        assert cell(page, "tr[data-device='cam-1']", "drift") == "0.558"
         fleet.send_predictions("cam-1", range(first + 200, first + 500))
         wait_for(lambda: int(cam1.inner_text()) == before + 300, 20, "the page to update")
         assert "updated" in page.locator("#updated").inner_text()
-        time.sleep(2.5)  # one more refresh draws the charts with the latest counts
+        time.sleep(2.5)  # one more refresh draws the charts and the window with the latest counts
+        daisy = "#window-labels tr[data-label='daisy']"
+        assert int(cell(page, daisy, "predictions")) == before + 300
+        assert cell(page, daisy, "mean-confidence") == "0.900"
+        assert cell(page, daisy, "low-share") == "0.0%"
+        stats = page.locator("#window-stats")
+        assert stats.locator("[data-stat='inference']").inner_text() == "inference: p50 2.0 ms, p95 2.0 ms"
+        assert stats.locator("[data-stat='capture to publish']").inner_text().endswith("p50 4.0 ms, p95 4.0 ms")
+        assert "0.558 against flowers 1" in stats.locator("[data-stat='label drift']").inner_text()
+        assert float(stats.locator("[data-stat='predictions/s']").inner_text().split(": ")[1]) > 0
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
