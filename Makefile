@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 .PHONY: install system test lint format demo bench clean
 
 # Debian packages the tests and the demo run for real: the MQTT broker, PostgreSQL, Chromium, an RTSP camera
-# (GStreamer's RTSP server, run by the system Python) and ffmpeg to encode its H.264 video.
+# (GStreamer's RTSP server, run by the system Python), ffmpeg to encode its H.264 video, and docker-compose
+# (no engine needed) to validate the compose files.
 SYSTEM_PACKAGES := mosquitto mosquitto-clients postgresql chromium ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 \
-	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav docker-compose
 
 install: $(STAMP)
 

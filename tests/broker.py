@@ -30,16 +30,19 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.05) -
 
 
 class Mosquitto:
-    def __init__(self, workdir: Path) -> None:
+    """A broker with the tests' own configuration or, given `config` and the `port` it listens on, with that."""
+
+    def __init__(self, workdir: Path, config: str | None = None, port: int | None = None) -> None:
         if not shutil.which("mosquitto"):
             raise RuntimeError("mosquitto is not installed (make test installs it)")
         self.dir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
+            config
+            or f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
             f"persistence_location {workdir / 'data'}/\nuser root\nmax_queued_messages 0\n"
             f"log_dest file {workdir / 'mosquitto.log'}\n"
         )

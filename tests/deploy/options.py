@@ -1,0 +1,28 @@
+"""The command line a deployment file gives an edgeloop command, read by that command's own parser and options
+model: a flag renamed or a value out of range fails here, not on a device."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from cloud import serve
+from cloud.retrain import cli as retrain_cli
+from cloud.retrain.config import RetrainConfig
+from edge import run
+from edge.config import EdgeConfig
+from edge.flags import from_args
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMANDS = {"run": (run.add_parser, EdgeConfig), "serve": (serve.add_parser, serve.ServeConfig)}
+COMMANDS["retrain"] = (retrain_cli.add_parser, RetrainConfig)
+
+
+def options(argv: list[str]) -> BaseModel:
+    """`argv` after `python -m edge` or `python -m cloud` (starting with run, serve or retrain), as options."""
+    add_parser, model = COMMANDS[argv[0]]
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    return from_args(model, parser.parse_args(argv))

@@ -1,0 +1,75 @@
+"""The compose files, resolved by docker-compose (`config` needs no engine) with their env.example filled in,
+and the commands they give each service read by edgeloop's own parsers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.options import ROOT, options
+
+COMPOSE = ROOT / "deploy" / "compose"
+
+pytestmark = pytest.mark.skipif(
+    not shutil.which("docker-compose"), reason="docker-compose is not installed (make test installs Debian's)"
+)
+
+
+def env_file(folder: Path, tmp_path: Path) -> Path:
+    """The folder's env.example as an operator fills it in: every empty value given one."""
+    lines = [f"{line}test-{line[:-1].lower()}" if line.endswith("=") else line for line in
+             (folder / "env.example").read_text().splitlines()]  # fmt: skip
+    path = tmp_path / f"{folder.name}.env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def compose(folder: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    command = ["docker-compose", "-f", str(folder / "compose.yaml"), *map(str, args), "config"]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
+
+
+def resolved(folder: Path, *args: str | Path) -> dict:
+    result = compose(folder, *args)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def test_cloud_compose_runs_the_service_beside_its_broker_and_postgres_in_a_profile(tmp_path):
+    env = env_file(COMPOSE / "cloud", tmp_path)
+    services = resolved(COMPOSE / "cloud", "--env-file", env, "--profile", "postgres")["services"]
+    assert {name: s.get("profiles") for name, s in services.items()} == {
+        "mosquitto": None, "cloud": None, "postgres": ["postgres"]
+    }  # fmt: skip
+    assert [p["target"] for p in services["mosquitto"]["ports"]] == [8883], "1883 stays internal"
+    serve = options(services["cloud"]["command"])
+    assert serve.broker == "mqtt://edgeloop-aggregator@mosquitto:1883"
+    assert serve.db.startswith("sqlite:////data/")
+
+
+def test_jetson_compose_gives_the_runtime_the_gpu_camera_jtop_and_a_bridged_broker(tmp_path):
+    config = resolved(COMPOSE / "jetson", "--env-file", env_file(COMPOSE / "jetson", tmp_path))
+    edge = config["services"]["edge"]
+    assert edge["runtime"] == "nvidia"
+    assert "/dev/video0:/dev/video0" in edge["devices"]
+    mounts = dict(reversed(volume.split(":")[:2]) for volume in edge["volumes"])  # target: source
+    assert mounts["/run/jtop.sock"] == "/run/jtop.sock"
+    assert "/opt/edgeloop/bundle/.cache" in mounts, "the TF-TRT engines live on a volume"
+    run = options(edge["command"])
+    assert (run.device_id, run.source, run.broker) == ("cam-7", "csi://0", "mqtt://mosquitto:1883")
+    assert str(run.state_dir) == next(t for t, s in mounts.items() if s == "edge-state")
+
+
+@pytest.mark.parametrize(("folder", "needed"), [("cloud", "EDGELOOP_PUBLIC_URL"), ("jetson", "EDGELOOP_DEVICE_ID")])
+def test_compose_refuses_to_start_without_its_settings(folder, needed, tmp_path):
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = compose(COMPOSE / folder, "--env-file", empty)
+    assert result.returncode != 0
+    assert "Missing mandatory value" in result.stderr

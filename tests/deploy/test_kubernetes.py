@@ -1,0 +1,67 @@
+"""The k3s manifests pass Kubernetes' own schemas (strict: no unknown fields; shipped by kubernetes-validate,
+nothing downloaded), and what they run is what edgeloop's commands accept."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from tests.deploy.options import ROOT, options
+
+K8S = ROOT / "deploy" / "k8s"
+VALIDATE = Path(sys.executable).parent / "kubernetes-validate"
+
+
+def resources() -> dict[str, dict]:
+    docs = [doc for path in sorted(K8S.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
+    return {f"{doc['kind']}/{doc['metadata']['name']}": doc for doc in docs}
+
+
+def pod(name: str) -> dict:
+    spec = resources()[name]["spec"]["template"]["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    return spec
+
+
+def test_manifests_pass_strict_schema_validation():
+    files = sorted(K8S.glob("*.yaml"))
+    result = subprocess.run([VALIDATE, "--strict", "--quiet", *files], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert set(resources()) == {
+        "Namespace/edgeloop", "DaemonSet/edgeloop-edge", "PersistentVolumeClaim/edgeloop-data",
+        "Deployment/edgeloop-cloud", "Service/edgeloop-cloud", "ConfigMap/edgeloop-retrain", "Job/edgeloop-retrain",
+    }  # fmt: skip
+
+
+def test_edge_runs_on_every_jetson_node_with_the_gpu_and_jtop():
+    spec = pod("DaemonSet/edgeloop-edge")
+    assert spec["nodeSelector"]["edgeloop/jetson"] == "true"
+    assert spec["runtimeClassName"] == "nvidia"
+    assert {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}["jtop"] == "/run/jtop.sock"
+
+
+def test_cloud_deployment_serves_with_options_serve_accepts():
+    spec = pod("Deployment/edgeloop-cloud")
+    serve = options(spec["containers"][0]["args"])
+    assert (serve.data_dir, serve.http_port) == (Path("/data"), 8080)
+    database = urlsplit(serve.db)
+    assert (database.scheme, database.password) == ("postgresql", None), "the password comes from PGPASSWORD"
+    assert resources()["Service/edgeloop-cloud"]["spec"]["ports"][0]["port"] == serve.http_port
+
+
+def test_retrain_job_runs_retrain_on_a_gpu_with_options_retrain_accepts(tmp_path):
+    spec = pod("Job/edgeloop-retrain")
+    container = spec["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    options_file = tmp_path / "retrain.yaml"
+    options_file.write_text(resources()["ConfigMap/edgeloop-retrain"]["data"]["retrain.yaml"])
+    args = container["args"]
+    assert args[:2] == ["retrain", "--config"]
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "options")
+    assert Path(args[2]).parent == Path(mount)
+    retrain = options([*args[:2], str(options_file)])
+    assert retrain.image_dir == Path("/data/datasets/flowers")
