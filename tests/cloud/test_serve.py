@@ -16,8 +16,9 @@ from tests.fleet import Publisher
 N = 20_000
 
 
-def start_serve(broker, db: str, data: Path, port: int) -> subprocess.Popen:
+def start_serve(broker, db: str, data: Path, port: int, *extra: object) -> subprocess.Popen:
     args = ["--broker", broker.url, "--db", db, "--data-dir", data, "--http-port", port, "--http-host", "127.0.0.1"]
+    args += [*extra]
     return subprocess.Popen([sys.executable, "-m", "cloud", "serve", *map(str, args)], cwd=ROOT)
 
 
