@@ -13,9 +13,10 @@ from edge import command
 from edge.bundle import BundleError
 from edge.flags import ConfigError
 from edge.protocol import ProtocolError
+from edge.signing import SignatureError
 
 
 def main(argv: list[str] | None = None) -> int:
-    errors = (RetrainError, ConfigError, BundleError, StoreError, RegistryError, ProtocolError)
+    errors = (RetrainError, ConfigError, BundleError, StoreError, RegistryError, ProtocolError, SignatureError)
     commands = [retrain_cli.add_parser, sweep_cli.add_parser, serve.add_parser, registry_cli.add_parsers]
     return command.main("python -m cloud", __doc__, commands, errors, argv)

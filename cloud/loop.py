@@ -35,7 +35,7 @@ class Loop:
         self.cfg = cfg
         self.jobs = Jobs(db)
         self.registry = Registry(db, cfg.data_dir)
-        self.rollout = Rollout(self.registry, address, topics, cfg.public_url)
+        self.rollout = Rollout(self.registry, address, topics, cfg.public_url, cfg.signer())
         policy = TrainingPolicy(gate_margin=cfg.gate_margin, canary_groups=cfg.canary_groups)
         self.runner = TrainingRunner(self.jobs, self.registry, self.rollout, cfg.data_dir, policy)
         triggers = cfg.trigger_policy()

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from edge import protocol
 from edge.flags import Options
+from edge.signing import Signer
 
 
 class CloudOptions(Options):
@@ -16,6 +17,12 @@ class CloudOptions(Options):
     db: str = Field("sqlite:///edgeloop-data/edgeloop.db", description="sqlite:///path or postgresql://…")
     data_dir: Path = Field(Path("edgeloop-data"), description="datasets, samples, models, bottlenecks")
     prefix: str = Field(protocol.DEFAULT_PREFIX, description="topic prefix")
+    signing_key: Path | None = Field(
+        None, description="Ed25519 private key (PEM) that signs model announcements (python -m cloud keygen)"
+    )
     public_url: str = Field(
         "http://localhost:8080", description="the service's URL as devices reach it: announcements point there"
     )
+
+    def signer(self) -> Signer | None:
+        return Signer(self.signing_key) if self.signing_key else None

@@ -6,6 +6,7 @@ from edge import bench, classify, command, run
 from edge.backends import BackendUnavailable
 from edge.bundle import BundleError
 from edge.flags import ConfigError
+from edge.signing import SignatureError
 from edge.sources import SourceError
 
 
@@ -14,6 +15,6 @@ def main(argv: list[str] | None = None) -> int:
         "python -m edge",
         __doc__,
         [classify.add_parser, run.add_parser, bench.add_parser],
-        (BundleError, BackendUnavailable, ConfigError, SourceError),
+        (BundleError, BackendUnavailable, ConfigError, SourceError, SignatureError),
         argv,
     )

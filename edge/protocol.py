@@ -151,6 +151,7 @@ class Announcement(_Payload):
     metrics: dict[str, object] = Field(default_factory=dict)
     created: str
     groups: list[str] | None = Field(None, description="device groups it is for (a canary); None: the whole fleet")
+    signature: str | None = Field(None, description="the registry's Ed25519 signature of name, version and sha256")
 
     def applies_to(self, group: str | None) -> bool:
         return self.groups is None or group in self.groups

@@ -19,6 +19,7 @@ from edge.outbox import Outbox
 from edge.pipeline import Pipeline, TelemetryLoop
 from edge.preview import Preview
 from edge.publisher import Publisher
+from edge.signing import Verifier
 from edge.sources import create as create_source
 from edge.sources.capture import Capture
 from edge.updates import ModelUpdater, remembered
@@ -54,8 +55,9 @@ class Runtime:
         )
         self.capture = Capture(create_source(cfg.source), loop=cfg.loop)
         self.pipeline = Pipeline(cfg, self.classifier, self.capture, self.publisher)
+        verifier = Verifier(cfg.trusted_key) if cfg.trusted_key else None
         self.updater = ModelUpdater(
-            cfg.state_dir, cfg.backend, self._classifier, self._swap, self.publisher.announce, cfg.group
+            cfg.state_dir, cfg.backend, self._classifier, self._swap, self.publisher.announce, cfg.group, verifier
         )
         self.publisher.subscribe(topics.model(self.classifier.bundle.meta.name), self.updater.on_announcement)
 

@@ -3,7 +3,8 @@ the bundle over HTTP(S), checks the archive's sha256, unpacks and verifies every
 warms it up beside the running model, and swaps between two frames. Any failure leaves the running
 model in place, with a log line and a status message. The last accepted bundle is remembered, so a
 restart runs it again. An announcement for some device groups (a canary) applies only to their
-devices; the others keep what they run."""
+devices; the others keep what they run. A device given the registry's public key runs only
+bundles whose announcement carries the registry's signature."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from edge import bundle, protocol
 from edge.classifier import Classifier
 from edge.mqtt.url import redact
+from edge.signing import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,7 @@ class ModelUpdater(threading.Thread):
         swap: Callable[[Classifier], None],
         report: Callable[[str | None], None],
         group: str | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         super().__init__(name="model-updates", daemon=True)
         self.dir = state_dir / "models"
@@ -104,6 +107,7 @@ class ModelUpdater(threading.Thread):
         self.swap = swap
         self.report = report
         self.group = group
+        self.verifier = verifier
         self.counts = {"announcements": 0, "swapped": 0, "rejected": 0}
         self._queue: queue.Queue[bytes | None] = queue.Queue()
 
@@ -134,6 +138,8 @@ class ModelUpdater(threading.Thread):
                      announced.groups, self.group)  # fmt: skip
             return
         protocol.check_id(announced.version, "model version")
+        if self.verifier:
+            self.verifier.verify(announced.name, announced.version, announced.sha256, announced.signature)
         log.info("model %s %s announced; fetching %s", announced.name, announced.version, redact(announced.url))
         archive = download(announced.url, self.dir / f"{announced.name}-{announced.version}.tar.gz", announced.sha256)
         try:

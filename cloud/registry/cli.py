@@ -1,4 +1,5 @@
-"""`python -m cloud models list|promote|rollback|widen` and `python -m cloud retrain-now MODEL`:
+"""`python -m cloud models list|promote|rollback|widen`, `python -m cloud retrain-now MODEL` and
+`python -m cloud keygen PRIVATE PUBLIC`:
 the registry and the manual trigger from a shell, against the same store and broker as the service."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import argparse
 import json
 import logging
 from datetime import datetime, timezone
+from pathlib import Path
 
 from cloud.options import CloudOptions
 from cloud.registry.rollout import Rollout
@@ -14,7 +16,7 @@ from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.store import connect
 from cloud.training.jobs import Jobs
 from cloud.training.runner import dataset_dir
-from edge import protocol
+from edge import protocol, signing
 from edge.command import SubParsers
 from edge.flags import add_config_flags, from_args
 from edge.mqtt import url
@@ -38,6 +40,11 @@ def add_parsers(subparsers: SubParsers) -> None:
         add_config_flags(p, CloudOptions)
     models.set_defaults(func=run_models)
 
+    keygen = subparsers.add_parser("keygen", help="an Ed25519 key pair: the registry signs, devices verify")
+    keygen.add_argument("private", type=Path, help="private key (PEM) for serve's --signing-key; keep it secret")
+    keygen.add_argument("public", type=Path, help="public key (PEM) for the devices' --trusted-key")
+    keygen.set_defaults(func=run_keygen)
+
     now = subparsers.add_parser("retrain-now", help="queue a training of a model (the service runs it)")
     now.add_argument("model")
     now.add_argument("--reason", default="requested from the command line")
@@ -60,7 +67,7 @@ def run_models(args: argparse.Namespace) -> int:
         for v in registry.list(args.name):
             print(json.dumps(vars(v)) if args.json else describe(v))
         return 0
-    rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url)
+    rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
     if args.action == "promote":
         groups = [protocol.check_id(g.strip(), "group") for g in args.groups.split(",")] if args.groups else None
         print(describe(rollout.promote(args.name, args.version, groups)))
@@ -68,6 +75,14 @@ def run_models(args: argparse.Namespace) -> int:
         print(describe(rollout.rollback(args.name)))
     else:
         print(describe(rollout.widen(args.name)))
+    return 0
+
+
+def run_keygen(args: argparse.Namespace) -> int:
+    if args.private.exists():
+        raise RegistryError(f"{args.private} exists; refusing to replace a signing key")
+    signing.generate(args.private, args.public)
+    print(f"private key {args.private} (mode 600), public key {args.public}")
     return 0
 
 

@@ -15,6 +15,7 @@ from cloud.registry.versions import Registry, RegistryError, Version
 from edge import protocol
 from edge.mqtt.client import make_client
 from edge.mqtt.url import BrokerAddress
+from edge.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,16 @@ PUBLISH_TIMEOUT_S = 30
 
 
 class Rollout:
-    def __init__(self, registry: Registry, address: BrokerAddress, topics: protocol.Topics, public_url: str) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        address: BrokerAddress,
+        topics: protocol.Topics,
+        public_url: str,
+        signer: Signer | None = None,
+    ) -> None:
         self.registry = registry
+        self.signer = signer
         self.address = address
         self.topics = topics
         self.public_url = public_url.rstrip("/")
@@ -38,6 +47,7 @@ class Rollout:
             metrics=metrics,
             created=datetime.fromtimestamp(version.created, timezone.utc).isoformat(timespec="seconds"),
             groups=groups,
+            signature=self.signer.sign(version.name, version.version, version.sha256) if self.signer else None,
         )
 
     def announce(self, version: Version, groups: list[str] | None) -> None:

@@ -19,7 +19,7 @@ from cloud.retrain.dataset import split_of
 from cloud.retrain.run import retrain
 from cloud.store import connect
 from cloud.training.jobs import Jobs
-from edge import bundle, protocol
+from edge import bundle, protocol, signing
 from edge.mqtt import url
 from tests.broker import Recorder, wait_for
 
@@ -86,7 +86,9 @@ def registry(tmp_path: Path, tiny_images: Path):
 
 def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_images, tiny_flags, tmp_path) -> None:
     recorder = Recorder(broker.url, "edgeloop/models/#")
-    rollout = Rollout(registry, url.parse(broker.url), protocol.Topics(), "http://cloud.example:8080")
+    signing.generate(tmp_path / "registry.key", tmp_path / "registry.pub")
+    signer = signing.Signer(tmp_path / "registry.key")
+    rollout = Rollout(registry, url.parse(broker.url), protocol.Topics(), "http://cloud.example:8080", signer)
     dataset = registry.root.parent / "datasets" / "colours"
     first = registry.add(place(registry, tiny_bundle), trigger="initial")
     assert first.state == "candidate"
@@ -107,6 +109,7 @@ def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_im
     assert announced.groups is None
     assert announced.url == f"http://cloud.example:8080/models/colours/{first.version}.tar.gz"
     assert announced.sha256 == bundle.sha256_file(registry.archive("colours", first.version))
+    signing.Verifier(tmp_path / "registry.pub").verify(first.name, first.version, announced.sha256, announced.signature)
 
     # Trained on red and green swapped: rejected on today's (true) test split, never announced.
     cache = tmp_path / "cache"
