@@ -4,12 +4,14 @@ process. Instances started with the same --group share the fleet's load."""
 from __future__ import annotations
 
 import logging
+import os
 
 import uvicorn
 from pydantic import Field, field_validator
 
 from cloud.aggregator.ingest import Ingest
 from cloud.api.app import create_app
+from cloud.api.auth import TOKEN_ENV
 from cloud.loop import Loop
 from cloud.options import CloudOptions
 from cloud.store import connect
@@ -84,7 +86,8 @@ def run(args) -> int:
     if cfg.train:
         loop.start()
     try:
-        app = create_app(db, ingest.metrics, cfg.data_dir, [loop.router()], cfg.metrics_window_s)
+        token = os.environ.get(TOKEN_ENV) or None
+        app = create_app(db, ingest.metrics, cfg.data_dir, [loop.router()], cfg.metrics_window_s, token)
         uvicorn.run(app, host=cfg.http_host, port=cfg.http_port, log_level="warning")
     finally:
         loop.stop()

@@ -15,6 +15,7 @@ from cloud.aggregator.drift import DriftBasis, fleet_drift
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.windows import LOW_CONFIDENCE, fleet_windows
 from cloud.api import gauges, samples
+from cloud.api.auth import protect_writes
 from cloud.api.window import Confidence, Window, confidence_report, window_report
 from cloud.store import Database
 from edge import protocol
@@ -50,10 +51,17 @@ LOW = Query(LOW_CONFIDENCE, ge=0, le=1, description="a top-1 score under this is
 
 
 def create_app(
-    db: Database, metrics: Metrics, data_dir: Path, routers: Sequence[APIRouter] = (), window_s: float = 300.0
+    db: Database,
+    metrics: Metrics,
+    data_dir: Path,
+    routers: Sequence[APIRouter] = (),
+    window_s: float = 300.0,
+    token: str | None = None,
 ) -> FastAPI:
-    """`window_s`: the window of /metrics, and of /api/devices and /window when a request names none."""
+    """`window_s`: the window of /metrics, and of /api/devices and /window when a request names none;
+    `token`: what the writing endpoints require (None: they are open)."""
     app = FastAPI(title="edgeloop", description="fleet predictions, samples and models")
+    protect_writes(app, token)
     for extra in routers:
         app.include_router(extra)
 

@@ -1,6 +1,7 @@
 """The models and training section of the dashboard in a real browser (headless Chromium): the
 service trains the first version of a model, the page shows the version, the job and its log; the
-page's retrain button queues a second training. The screenshot is kept in test-artifacts/."""
+page's retrain button, given the service's API token when the page asks for it, queues a second
+training. The screenshot is kept in test-artifacts/."""
 
 import json
 import signal
@@ -22,11 +23,14 @@ def jobs(port: int) -> list[dict]:
         return []
 
 
-def test_models_section_shows_versions_jobs_logs_and_retrains(broker, browser, tiny_flags, tmp_path: Path) -> None:
+def test_models_section_shows_versions_jobs_logs_and_retrains(
+    broker, browser, tiny_flags, tmp_path: Path, monkeypatch
+) -> None:
     data = tmp_path / "data"
     dataset = write_dataset(data / "datasets" / "colours", per_label=16)
     (dataset / "retrain.yaml").write_text(yaml.safe_dump(dict(tiny_flags)))
     port = free_port()
+    monkeypatch.setenv("EDGELOOP_API_TOKEN", "s3cret")  # the service's writing endpoints need it
     serve = start_serve(broker, f"sqlite:///{tmp_path / 'db.sqlite'}", data, port, "--trigger-interval-s", 1)
     try:
         wait_for(lambda: [j["state"] for j in jobs(port)] == ["succeeded"], 180, "the first training")
@@ -37,8 +41,12 @@ def test_models_section_shows_versions_jobs_logs_and_retrains(broker, browser, t
         page.wait_for_function("document.getElementById('job-log').textContent.includes('succeeded')")
         assert version in page.inner_text("#job-log"), "the job's log is shown"
         assert "initial" in page.inner_text("#jobs")
+        asked = []
+        page.on("dialog", lambda dialog: asked.append(dialog.message) or dialog.accept("s3cret"))
         page.click("button[data-retrain='colours']")
         wait_for(lambda: len(jobs(port)) == 2, 20, "a second job from the page's button")
+        assert len(asked) == 1, "the page asked for the token once"
+        assert "EDGELOOP_API_TOKEN" in asked[0]
         assert jobs(port)[0]["reasons"] == ["manual (http): dashboard button"]
         page.wait_for_selector("#jobs tr:nth-child(2)")
         ARTIFACTS.mkdir(exist_ok=True)
