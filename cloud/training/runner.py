@@ -1,10 +1,13 @@
 """Runs queued trainings, one at a time, each as its own `python -m cloud retrain` process (so
 ingest never stalls and a crash in TensorFlow cannot take the service down), then registers the
-bundle, puts it through the gate and, if it passes, promotes and announces it."""
+bundle, puts it through the gate and, if it passes, promotes and announces it. A model whose
+dataset has a `sweep.yaml` is trained by `python -m cloud sweep`, and the sweep's best run is the
+candidate."""
 
 from __future__ import annotations
 
 import logging
+import shutil
 import subprocess
 import sys
 import threading
@@ -21,6 +24,7 @@ from cloud.training.jobs import Job, Jobs
 log = logging.getLogger(__name__)
 
 RETRAIN_YAML = "retrain.yaml"
+SWEEP_YAML = "sweep.yaml"  # with it, each training of the model is a sweep, and its best run the candidate
 
 
 @dataclass(frozen=True)
@@ -44,24 +48,24 @@ class TrainingRunner(threading.Thread):
         self.jobs, self.registry, self.rollout = jobs, registry, rollout
         self.data_dir = data_dir
         self.policy = policy
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
         self._process: subprocess.Popen | None = None
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         if self._process and self._process.poll() is None:
             self._process.terminate()
         self.join(timeout=30)
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             try:
                 job = self.jobs.claim()
             except Exception as exc:  # the database away: try again later
                 log.warning("cannot look for training jobs: %r", exc)
                 job = None
             if job is None:
-                self._stop.wait(self.policy.poll_s)
+                self._stopping.wait(self.policy.poll_s)
                 continue
             try:
                 ok, version, message = self._run(job)
@@ -84,12 +88,16 @@ class TrainingRunner(threading.Thread):
         version = self._version(job.model)
         output = self.registry.bundle_dir(job.model, version)
         output.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "cloud", "retrain"]
-        if (images / RETRAIN_YAML).is_file():
-            command += ["--config", str(images / RETRAIN_YAML)]
-        command += ["--image-dir", str(images), "--output-dir", str(output), "--name", job.model]
+        sweep = images / SWEEP_YAML
+        runs = self.data_dir / "sweeps" / job.model / version
+        config, target = (sweep, runs) if sweep.is_file() else (images / RETRAIN_YAML, output)
+        command = [sys.executable, "-m", "cloud", "sweep" if sweep.is_file() else "retrain"]
+        if config.is_file():
+            command += ["--config", str(config)]
+        command += ["--image-dir", str(images), "--output-dir", str(target), "--name", job.model]
         command += ["--version", version, "--bottleneck-dir", str(self.data_dir / "bottlenecks")]
-        command += ["--summaries-dir", str(self.data_dir / "tensorboard" / job.model / version)]
+        if not sweep.is_file():  # a sweep keeps its runs' summaries under its own folder
+            command += ["--summaries-dir", str(self.data_dir / "tensorboard" / job.model / version)]
         logfile = job_log(self.data_dir, job.id)
         logfile.parent.mkdir(parents=True, exist_ok=True)
         log.info("job %s: training %s %s (%s); log in %s", job.id, job.model, version, "; ".join(job.reasons), logfile)
@@ -98,6 +106,11 @@ class TrainingRunner(threading.Thread):
             rc = self._process.wait()
         if rc != 0:
             return False, None, f"the training exited with status {rc}; see its log"
+        if sweep.is_file():
+            best = runs / "best"
+            if not best.exists():
+                return False, None, "every run of the sweep failed; see its log"
+            shutil.copytree(best.resolve(), output)  # the sweep's winner goes through the gate like any candidate
         return True, version, self._decide(job, output)
 
     def _decide(self, job: Job, output: Path) -> str:

@@ -60,14 +60,14 @@ class TriggerLoop(threading.Thread):
         super().__init__(name="triggers", daemon=True)
         self.db, self.jobs, self.data_dir, self.policy = db, jobs, data_dir, policy
         self.label_drift = label_drift  # (model, window_s) -> the fleet's largest drift, or None
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join(timeout=10)
 
     def run(self) -> None:
-        while not self._stop.wait(self.policy.interval_s):
+        while not self._stopping.wait(self.policy.interval_s):
             for model in models(self.data_dir):
                 try:
                     reason = self.reason(model)
