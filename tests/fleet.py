@@ -10,6 +10,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import protocol
 
+MAX_OUTSTANDING = 50_000
+
 
 def prediction(device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1") -> bytes:
     return protocol.Prediction(
@@ -37,7 +39,11 @@ class Publisher:
 
     def send_predictions(self, device_id: str, seqs, topics: protocol.Topics | None = None) -> None:
         topic = (topics or protocol.Topics()).predictions(device_id)
-        infos = [self.send(topic, prediction(device_id, seq)) for seq in seqs]
+        infos: list[mqtt.MQTTMessageInfo] = []
+        for seq in seqs:
+            if len(infos) >= MAX_OUTSTANDING:  # message ids are 16 bits: never more unacknowledged than that
+                infos.pop(0).wait_for_publish(timeout=60)
+            infos.append(self.send(topic, prediction(device_id, seq)))
         for info in infos:
             info.wait_for_publish(timeout=60)
 
