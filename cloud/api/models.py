@@ -4,6 +4,7 @@ versions, and the bundles devices download."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Query
@@ -11,7 +12,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from cloud.registry.versions import Registry, Version
-from cloud.training.jobs import Jobs
+from cloud.training.jobs import Job, Jobs
 from cloud.training.runner import dataset_dir, job_log
 from edge import protocol
 
@@ -25,34 +26,14 @@ class RetrainIn(BaseModel):
     reason: str = Field("manual", max_length=200)
 
 
-class JobOut(BaseModel):
-    id: str
-    model: str
-    state: str
-    reasons: list[str]
-    created: float
-    started: float | None
-    finished: float | None
-    version: str | None
-    message: str | None
-    coalesced: bool = False
+@dataclass(frozen=True)
+class JobOut(Job):
+    coalesced: bool = False  # this request joined a training already queued or running
 
 
-class VersionOut(BaseModel):
-    name: str
-    version: str
-    state: str
-    created: float
-    parent: str | None
-    trigger: str | None
-    job_id: str | None
-    sha256: str
-    metrics: dict
-    label_counts: dict[str, int]
-    gate: dict | None
-    promoted_at: float | None
-    rollout_groups: list[str] | None
-    url: str
+@dataclass(frozen=True)
+class VersionOut(Version):
+    url: str  # where devices download it
 
 
 def _version_out(v: Version) -> VersionOut:
