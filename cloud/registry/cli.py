@@ -1,4 +1,4 @@
-"""`python -m cloud models list|promote|rollback|widen`, `python -m cloud retrain-now MODEL` and
+"""`python -m cloud models list|add|promote|rollback|widen`, `python -m cloud retrain-now MODEL` and
 `python -m cloud keygen PRIVATE PUBLIC`:
 the registry and the manual trigger from a shell, against the same store and broker as the service."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.store import connect
 from cloud.training.jobs import Jobs
 from cloud.training.runner import dataset_dir
-from edge import protocol, signing
+from edge import bundle, protocol, signing
 from edge.command import SubParsers
 from edge.flags import add_config_flags, from_args
 from edge.mqtt import url
@@ -34,6 +35,9 @@ def add_parsers(subparsers: SubParsers) -> None:
     promote.add_argument("name")
     promote.add_argument("version")
     promote.add_argument("--groups", help="comma-separated device groups: a canary (default: the whole fleet)")
+    add = actions.add_parser("add", help="register a bundle trained elsewhere (a candidate; --promote to announce it)")
+    add.add_argument("bundle", type=Path)
+    add.add_argument("--promote", action="store_true", help="promote and announce it if the gate passes")
     for action, text in (("rollback", "re-announce the version promoted before"), ("widen", "canary -> fleet")):
         actions.add_parser(action, help=text).add_argument("name")
     for p in actions.choices.values():
@@ -67,6 +71,8 @@ def run_models(args: argparse.Namespace) -> int:
         for v in registry.list(args.name):
             print(json.dumps(vars(v)) if args.json else describe(v))
         return 0
+    if args.action == "add":
+        return add_bundle(registry, args, cfg)
     rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
     if args.action == "promote":
         groups = [protocol.check_id(g.strip(), "group") for g in args.groups.split(",")] if args.groups else None
@@ -75,6 +81,23 @@ def run_models(args: argparse.Namespace) -> int:
         print(describe(rollout.rollback(args.name)))
     else:
         print(describe(rollout.widen(args.name)))
+    return 0
+
+
+def add_bundle(registry: Registry, args: argparse.Namespace, cfg: CloudOptions) -> int:
+    """Copy the bundle into the registry as a candidate; with --promote, through the same gate as a
+    training of the service's own (on the model's dataset, if the cloud has one)."""
+    meta = bundle.load(args.bundle).meta
+    target = registry.bundle_dir(meta.name, meta.version)
+    if target.exists():
+        raise RegistryError(f"{meta.name} {meta.version} is already in the registry")
+    shutil.copytree(args.bundle, target)
+    version = registry.add(target, trigger="added by hand")
+    if args.promote:
+        rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
+        print(rollout.gate_and_promote(version, dataset_dir(cfg.data_dir, meta.name), 0.0))
+        version = registry.get(meta.name, meta.version)
+    print(describe(version))
     return 0
 
 

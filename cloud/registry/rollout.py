@@ -8,9 +8,11 @@ import logging
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from cloud.registry import gate
 from cloud.registry.versions import Registry, RegistryError, Version
 from edge import protocol
 from edge.mqtt.client import make_client
@@ -75,6 +77,30 @@ class Rollout:
         self.registry.set_promoted(chosen, groups)
         self.announce(chosen, groups)
         return self.registry.get(name, version)
+
+    def gate_and_promote(
+        self, candidate: Version, dataset: Path | None, margin: float, canary: list[str] | None = None
+    ) -> str:
+        """Judge a candidate against the promoted version on the dataset's current test split;
+        promote and announce it if it passes (to the canary groups first, unless it is the first
+        version). Returns what happened, for logs and job results."""
+        promoted = self.registry.promoted(candidate.name)
+        if promoted and dataset is not None and dataset.is_dir():
+            verdict = gate.judge(
+                self.registry.bundle_dir(candidate.name, candidate.version),
+                self.registry.bundle_dir(promoted.name, promoted.version),
+                dataset,
+                margin,
+            )
+        else:
+            verdict = {"passed": True, "why": "no promoted version yet" if not promoted else "no dataset to judge on"}
+        self.registry.decide(candidate, verdict["passed"], verdict)
+        if not verdict["passed"]:
+            return f"{candidate.version} rejected: {verdict['why']}"
+        groups = canary if promoted else None  # a first version goes to everyone
+        self.promote(candidate.name, candidate.version, groups)
+        where = f"groups {', '.join(groups)} (canary)" if groups else "the fleet"
+        return f"{candidate.version} promoted to {where}: {verdict['why']}"
 
     def widen(self, name: str) -> Version:
         current = self._promoted(name)

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cloud.registry import gate
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
 from cloud.training.jobs import Job, Jobs
@@ -115,17 +114,5 @@ class TrainingRunner(threading.Thread):
 
     def _decide(self, job: Job, output: Path) -> str:
         candidate = self.registry.add(output, trigger="; ".join(job.reasons), job_id=job.id)
-        promoted = self.registry.promoted(job.model)
-        verdict = gate.judge(
-            output,
-            self.registry.bundle_dir(promoted.name, promoted.version) if promoted else None,
-            dataset_dir(self.data_dir, job.model),
-            self.policy.gate_margin,
-        )
-        self.registry.decide(candidate, verdict["passed"], verdict)
-        if not verdict["passed"]:
-            return f"{candidate.version} rejected: {verdict['why']}"
-        groups = self.policy.canary_groups if promoted else None  # a first version goes to everyone
-        self.rollout.promote(job.model, candidate.version, groups)
-        where = f"groups {', '.join(groups)} (canary)" if groups else "the fleet"
-        return f"{candidate.version} promoted to {where}: {verdict['why']}"
+        images = dataset_dir(self.data_dir, job.model)
+        return self.rollout.gate_and_promote(candidate, images, self.policy.gate_margin, self.policy.canary_groups)

@@ -22,6 +22,7 @@ from cloud.training.jobs import Jobs
 from edge import bundle, protocol, signing
 from edge.mqtt import url
 from tests.broker import Recorder, wait_for
+from tests.conftest import run_cli
 
 
 def test_simultaneous_triggers_make_one_job(db_url: str) -> None:
@@ -146,4 +147,21 @@ def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_im
     states = {v.version: v.state for v in registry.list("colours")}
     assert states == {first.version: "promoted", "bad": "rejected", "good": "rejected"}
     assert json.loads(json.dumps(registry.get("colours", "bad").gate))["passed"] is False
+    recorder.close()
+
+
+def test_cli_adds_a_bundle_trained_elsewhere_promotes_and_lists_it(broker, tiny_bundle, tmp_path) -> None:
+    recorder = Recorder(broker.url, "edgeloop/models/#")
+    where = ["--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--data-dir", tmp_path / "data", "--broker", broker.url]
+    version = bundle.load(tiny_bundle).meta.version
+    added = run_cli("cloud", "models", "add", tiny_bundle, "--promote", *where)
+    assert f"{version} promoted to the fleet" in added.stdout
+    wait_for(lambda: recorder.on("/colours"), 10, "the announcement")
+    assert protocol.Announcement.decode(recorder.on("/colours")[-1].payload).version == version
+    listed = run_cli("cloud", "models", "list", *where[:4]).stdout
+    assert version in listed
+    assert "promoted" in listed
+    again = run_cli("cloud", "models", "add", tiny_bundle, *where, check=False)
+    assert again.returncode == 2
+    assert "already in the registry" in again.stderr
     recorder.close()
