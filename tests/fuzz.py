@@ -43,3 +43,9 @@ def mutations(data: bytes) -> st.SearchStrategy[bytes]:
         lambda ab: data[: max(ab)] + data[min(ab) :]
     )
     return cut | changed | repeated
+
+
+def jpeg_claiming(jpeg: bytes, height: int, width: int) -> bytes:
+    """The same JPEG with a frame header that claims another size: a few KB that would decode to gigabytes."""
+    sof = jpeg.index(b"\xff\xc0")
+    return jpeg[: sof + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + jpeg[sof + 9 :]
