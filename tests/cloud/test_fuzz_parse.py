@@ -30,16 +30,8 @@ META = protocol.SampleMeta(
     top_k=[protocol.Score(label="daisy", score=0.3)],
     reason="low_confidence",
 )
-PREDICTION = json.dumps(
-    {
-        "schema": 1,
-        "device_id": "cam-1",
-        "seq": 7,
-        "ts": 1.25,
-        "model": {"name": "flowers", "version": "3"},
-        "top_k": [{"label": "daisy", "score": 0.9}],
-        "latency_ms": {"infer": 2.0, "total": 4.5},
-    }
+PREDICTION = protocol.Prediction(
+    device_id="cam-1", seq=7, ts=1.25, model=META.model, top_k=META.top_k, latency_ms=protocol.Latency(infer=2, total=4)
 ).encode()
 
 
