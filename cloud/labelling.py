@@ -26,7 +26,7 @@ from edge import protocol
 
 log = logging.getLogger(__name__)
 
-SAMPLE_ID = re.compile(r"^[0-9a-f]{64}$")
+SAMPLE_ID = re.compile(r"\A[0-9a-f]{64}\Z")  # \Z: "$" would let a trailing newline through
 DATASETS = "datasets"
 
 # Taking the row's write lock before reading it serialises two people deciding on the same sample

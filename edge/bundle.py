@@ -169,7 +169,7 @@ def load(path: Path | str, verify: bool = True) -> Bundle:
     if verify:
         try:
             _verify(path, meta)
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:  # labels.txt listed with its sha256 may still not be text
             raise BundleError(f"{path}: cannot read the bundle: {exc}") from exc
     return Bundle(path, meta)
 
@@ -213,13 +213,18 @@ def pack(path: Path, archive: Path | None = None) -> Path:
 
 
 def _check_members(archive: Path, members: list[tarfile.TarInfo]) -> str:
-    """Refuse links, devices, absolute or escaping paths and oversized archives; return the root folder."""
+    """Refuse links, devices, absolute or escaping paths, names given twice (which one wins depends on
+    the reader) and oversized archives; return the root folder."""
     total = 0
     roots = set()
+    seen: set[tuple[str, ...]] = set()
     for m in members:
         parts = Path(m.name).parts
         if not parts or m.name.startswith("/") or ".." in parts:
             raise BundleError(f"{archive}: unsafe member path {m.name!r}")
+        if parts in seen:
+            raise BundleError(f"{archive}: member {m.name!r} is in the archive twice")
+        seen.add(parts)
         if not (m.isfile() or m.isdir()):
             raise BundleError(f"{archive}: member {m.name!r} is not a plain file")
         total += m.size

@@ -26,7 +26,10 @@ class Options(BaseModel):
     @field_validator("*")
     @classmethod
     def _expand_home(cls, value: object) -> object:
-        return value.expanduser() if isinstance(value, Path) else value
+        try:
+            return value.expanduser() if isinstance(value, Path) else value
+        except RuntimeError as exc:  # ~nobody/…: pydantic turns only ValueError into a validation error
+            raise ValueError(f"{value}: {exc}") from exc
 
 
 class ConfigError(ValueError):
@@ -74,15 +77,26 @@ def from_args(model: type[BaseModel], args: argparse.Namespace) -> Any:
 
 
 def normalise_keys(data: dict[str, Any]) -> dict[str, Any]:
-    """Accept `learning-rate` and `learning_rate` alike, as YAML keys and as flags."""
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
+    """Accept `learning-rate` and `learning_rate` alike, as YAML keys and as flags; both in one mapping
+    is an error, not a silent choice of whichever came last."""
+    normalised: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name in normalised:
+            raise ConfigError(f"{name.replace('_', '-')} is given twice ({key!r} and another spelling)")
+        normalised[name] = value
+    return normalised
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text) or {}
+    except Exception as exc:  # beside YAMLError, PyYAML lets ValueError (2024-13-01), RecursionError… through
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of option names to values")
     return normalise_keys(data)

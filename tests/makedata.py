@@ -30,10 +30,14 @@ def write_dataset(root: Path, per_label: int = 40, labels: tuple[str, ...] = tup
 
 
 def write_jpeg(path: Path, rgb: np.ndarray) -> Path:
+    path.write_bytes(encode_jpeg(rgb))
+    return path
+
+
+def encode_jpeg(rgb: np.ndarray) -> bytes:
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     assert ok
-    path.write_bytes(data.tobytes())
-    return path
+    return data.tobytes()
 
 
 def calibrated_weights(architecture: str, sample: np.ndarray, path: Path) -> Path:

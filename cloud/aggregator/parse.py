@@ -9,13 +9,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
-import numpy as np
-
-from edge import protocol
+from edge import images, protocol
 
 MAX_JSON_BYTES = 64 * 1024
 MAX_SAMPLE_BYTES = 8 * 1024 * 1024
+MAX_SAMPLE_PIXELS = 8192 * 8192  # a camera frame; a few KB of JPEG header may claim far more
 
 
 class Rejected(Exception):
@@ -63,8 +61,12 @@ def sample(device_id: str, payload: bytes, properties: Any) -> Sample:
     meta = _decode_json(user[protocol.SAMPLE_META_PROPERTY].encode(), protocol.SampleMeta)
     if meta.device_id != device_id:
         raise Rejected("device_mismatch")
-    if not payload.startswith(b"\xff\xd8") or cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR) is None:
-        raise Rejected("bad_image")
+    if not payload.startswith(b"\xff\xd8"):
+        raise Rejected("bad_image", "not a JPEG")
+    try:
+        images.decode_rgb(payload, MAX_SAMPLE_PIXELS)
+    except images.ImageError as exc:
+        raise Rejected("bad_image", str(exc)) from exc
     return Sample(hashlib.sha256(payload).hexdigest(), bytes(payload), meta)
 
 

@@ -1,0 +1,134 @@
+"""Hostile payloads and topics against the wire protocol: whatever arrives, a parser returns a valid
+message or raises ProtocolError, which a long-running service counts before carrying on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from edge import protocol
+from tests.fuzz import FINITE, FUZZ, IDS, JSON_VALUES, mutations, objects_like
+
+PAYLOADS = [protocol.Prediction, protocol.SampleMeta, protocol.Status, protocol.Announcement, protocol.RetrainRequest]
+
+MODELS = st.builds(protocol.ModelRef, name=st.text(), version=st.text())
+TOP_K = st.lists(st.builds(protocol.Score, label=st.text(), score=st.floats(0, 1)), min_size=1, max_size=5)
+PREDICTIONS = st.builds(
+    protocol.Prediction,
+    device_id=IDS,
+    seq=st.integers(0, 2**63 - 1),
+    ts=FINITE,
+    model=MODELS,
+    top_k=TOP_K,
+    latency_ms=st.builds(protocol.Latency, infer=st.floats(0, 1e9), total=st.floats(0, 1e9)),
+)
+SAMPLE_METAS = st.builds(
+    protocol.SampleMeta,
+    device_id=IDS,
+    seq=st.integers(0, 2**63 - 1),
+    ts=FINITE,
+    model=MODELS,
+    top_k=TOP_K,
+    reason=st.sampled_from(["low_confidence", "random"]),
+)
+STATUSES = st.builds(
+    protocol.Status,
+    state=st.sampled_from(["online", "offline"]),
+    ts=FINITE,
+    model=st.none() | MODELS,
+    backend=st.none() | st.text(),
+    message=st.none() | st.text(),
+    group=st.none() | IDS,
+)
+VALID = {protocol.Prediction: PREDICTIONS, protocol.SampleMeta: SAMPLE_METAS, protocol.Status: STATUSES}
+
+
+def _decodes_or_refuses(kind: type[protocol._Payload], payload: bytes | str) -> None:
+    try:
+        decoded = kind.decode(payload)
+    except protocol.ProtocolError:
+        return
+    assert isinstance(decoded, kind)
+    encoded = decoded.encode()  # open-ended fields (metrics) may hold Infinity, which encodes as null
+    assert kind.decode(encoded).encode() == encoded
+
+
+@pytest.mark.parametrize("kind", VALID, ids=lambda kind: kind.__name__)
+@FUZZ
+@given(data=st.data())
+def test_valid_messages_round_trip(kind: type[protocol._Payload], data: st.DataObject) -> None:
+    message = data.draw(VALID[kind])
+    assert kind.decode(message.encode()) == message
+    assert kind.decode(message.encode().decode()) == message
+
+
+@pytest.mark.parametrize("kind", PAYLOADS, ids=lambda kind: kind.__name__)
+@FUZZ
+@given(payload=st.binary(max_size=300) | st.text(max_size=300))
+@example(payload=b"[" * 100_000)
+@example(payload=b'{"model": "' + b"\xff" * 10 + b'"}')
+@example(payload="\ud800")
+def test_any_bytes_decode_or_raise_protocol_error(kind: type[protocol._Payload], payload: bytes | str) -> None:
+    _decodes_or_refuses(kind, payload)
+
+
+@pytest.mark.parametrize("kind", PAYLOADS, ids=lambda kind: kind.__name__)
+@FUZZ
+@given(data=st.data())
+def test_objects_with_the_expected_keys_decode_or_raise_protocol_error(
+    kind: type[protocol._Payload], data: st.DataObject
+) -> None:
+    keys = [field.alias or name for name, field in kind.model_fields.items()]
+    _decodes_or_refuses(kind, json.dumps(data.draw(objects_like(keys))))
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_predictions_decode_or_raise_protocol_error(data: st.DataObject) -> None:
+    _decodes_or_refuses(protocol.Prediction, data.draw(mutations(data.draw(PREDICTIONS).encode())))
+
+
+@FUZZ
+@given(value=st.text(max_size=80) | IDS)
+@example(value="../../etc")
+@example(value="cam-1\n")
+def test_check_id_accepts_only_safe_ids(value: str) -> None:
+    try:
+        assert protocol.check_id(value) == value
+    except protocol.ProtocolError:
+        return
+    assert 1 <= len(value) <= 64
+    assert not value.startswith(".")
+    assert not set(value) & set("/+#$\\\n\x00 ")
+
+
+LEVELS = st.sampled_from(["edgeloop", "devices", "..", ".", "", "+", "#", "predictions", "cam-1"]) | st.text(max_size=8)
+
+
+@FUZZ
+@given(levels=st.lists(LEVELS, max_size=6), device_id=st.text(max_size=12))
+@example(levels=[], device_id="../../etc")
+def test_device_topics_parse_back_to_the_topic_or_raise(levels: list[str], device_id: str) -> None:
+    """The id a topic yields is a safe one, and names the very topic it came from."""
+    topics = protocol.Topics()
+    for topic in ("/".join(levels), f"edgeloop/devices/{device_id}/predictions"):
+        try:
+            parsed_id, kind = topics.parse_device_topic(topic)
+        except protocol.ProtocolError:
+            continue
+        assert protocol.check_id(parsed_id) == parsed_id
+        assert topics.device(parsed_id, kind) == topic
+
+
+@FUZZ
+@given(metrics=st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=4), groups=st.none() | st.lists(st.text()))
+def test_announcements_with_any_metrics_decode_or_raise(metrics: dict, groups: list[str] | None) -> None:
+    body = {"name": "m", "version": "1", "url": "http://x/m/1.tar.gz", "sha256": "a" * 64, "created": "now"}
+    try:
+        payload = json.dumps({**body, "metrics": metrics, "groups": groups}, allow_nan=True)
+    except ValueError:
+        return
+    _decodes_or_refuses(protocol.Announcement, payload)
