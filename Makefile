@@ -1,5 +1,6 @@
 # make test: a fresh Debian/Ubuntu machine -> .venv and the whole test suite (CI runs exactly this).
-# make demo: a fresh machine -> .venv, a trained model, and that model classifying held-out photos.
+# make demo: a fresh machine -> .venv, a trained model classifying held-out photos, then the loop live
+# (broker, cloud service and dashboard, a device on a video) until Ctrl-C.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The demo as far as it goes today: retrain on the flower photos, then classify held-out photos
-# with the bundle on both backends. DATA and WEIGHTS point it at local copies (offline).
+# The demo: retrain on the flower photos, classify held-out photos on both backends, then the loop
+# live: a broker, the cloud service (dashboard, labelling, registry) and a device on a video of the
+# held-out photos, until Ctrl-C (or DURATION seconds). DATA and WEIGHTS point it at local copies
+# (offline); HTTP_PORT fixes the dashboard's port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-demo-output}
@@ -23,7 +25,7 @@ fi
 weights=${weights:-imagenet}
 
 .venv/bin/python -m cloud retrain --image-dir "$data" --architecture "$arch" --weights "$weights" \
-  --output-dir "$out/flowers" --bottleneck-dir "$out/bottlenecks" --summaries-dir "$out/tensorboard"
+  --output-dir "$out/flowers" --name flowers --bottleneck-dir "$out/bottlenecks" --summaries-dir "$out/tensorboard"
 
 # A few of the held-out test images, classified the label_image way with each backend.
 mapfile -t held_out < <(.venv/bin/python -c "
@@ -47,16 +49,38 @@ for row in json.load(open(f"{out}/flowers/evaluation.json")):
         writer.write(frame)
 writer.release()
 PY
-port=$(.venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
-mosquitto -p "$port" >/dev/null 2>&1 &
-broker=$!
-trap 'kill $broker $sub 2>/dev/null' EXIT
+free_port() { .venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
+port=$(free_port)
+http=${HTTP_PORT:-$(free_port)}
+pids=()
+stop_all() { kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; }
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+mosquitto -p "$port" >"$out/mosquitto.log" 2>&1 &
+pids+=($!)
 sleep 0.5
-mosquitto_sub -p "$port" -V mqttv5 -t 'edgeloop/devices/+/predictions' -C 5 -v &
-sub=$!
-echo "== python -m edge run (broker mqtt://127.0.0.1:$port)"
+
+# The cloud: its dataset (labels given in the dashboard join it), the service, the bundle registered and announced.
+cloud=$out/cloud
+mkdir -p "$cloud/datasets"
+[ -d "$cloud/datasets/flowers" ] || cp -r --no-preserve=mode "$data" "$cloud/datasets/flowers"
+printf 'architecture: %s\nweights: %s\n' "$arch" "$weights" >"$cloud/datasets/flowers/retrain.yaml"
+where=(--broker "mqtt://127.0.0.1:$port" --db "sqlite:///$cloud/edgeloop.db" --data-dir "$cloud"
+       --public-url "http://127.0.0.1:$http")
+.venv/bin/python -m cloud serve "${where[@]}" --http-port "$http" --http-host 127.0.0.1 \
+  --no-train-new-models >"$out/cloud.log" 2>&1 &
+pids+=($!)
+version=$(.venv/bin/python -c "import json; print(json.load(open('$out/flowers/model.json'))['version'])")
+if ! .venv/bin/python -m cloud models list flowers "${where[@]:2:4}" | grep -q "$version"; then
+  .venv/bin/python -m cloud models add "$out/flowers" --promote "${where[@]}"
+fi
+
+# The device: a video of the held-out photos; unsure frames go to the cloud as samples to label.
 .venv/bin/python -m edge run --source "$out/held-out.avi" --model "$out/flowers" --broker "mqtt://127.0.0.1:$port" \
-  --device-id demo-cam --state-dir "$out/state" --telemetry-interval-s 2
-wait $sub || true
+  --device-id demo-cam --state-dir "$out/state" --telemetry-interval-s 2 --loop --sample-threshold 0.6 \
+  >"$out/edge.log" 2>&1 &
+pids+=($!)
 echo
+echo "dashboard: http://127.0.0.1:$http/   (logs in $out/*.log; Ctrl-C stops the broker, the service and the device)"
 echo "bundle: $out/flowers   TensorBoard: .venv/bin/tensorboard --logdir $out/tensorboard"
+if [ -n "${DURATION:-}" ]; then sleep "$DURATION"; else wait "${pids[@]}"; fi
