@@ -33,10 +33,12 @@ def service(broker, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGELOOP_API_TOKEN", "s3cret")
     port = free_port()
     serve = start_serve(broker, f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "data", port, "--no-train")
-    wait_for(lambda: status(port, "/api/devices") == 200, 60, "the service", interval_s=0.3)
-    yield port
-    serve.send_signal(signal.SIGTERM)
-    serve.wait(30)
+    try:
+        wait_for(lambda: status(port, "/api/devices") == 200, 60, "the service", interval_s=0.3)
+        yield port
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(30)
 
 
 def test_writes_need_the_token_reads_do_not(service: int) -> None:
