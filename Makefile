@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install system test lint format demo bench clean
+.PHONY: install system test soak lint format demo bench clean
 
 # Debian packages the tests and the demo run for real: the MQTT broker, PostgreSQL, Chromium, an RTSP camera
 # (GStreamer's RTSP server, run by the system Python), ffmpeg to encode its H.264 video, and docker-compose
@@ -35,6 +35,10 @@ format: $(STAMP)
 
 test: lint system
 	$(BIN)/python -m pytest
+
+# The long part of the fault and load suite (minutes): the soak of a simulated fleet, long outages.
+soak: $(STAMP) system
+	$(BIN)/python -m pytest -m soak -s
 
 demo: $(STAMP) system
 	scripts/demo.sh
