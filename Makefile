@@ -1,12 +1,13 @@
 # make test: a fresh Debian/Ubuntu machine -> .venv and the whole test suite (CI runs exactly this).
 # make demo: a fresh machine -> .venv, a trained model classifying held-out photos, then the loop live
 # (broker, cloud service and dashboard, a device on a video) until Ctrl-C.
+# make soak: the whole fault suite, its long faults too (a 60 s broker outage…); report in test-artifacts/faults.md.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install system test lint format demo bench clean
+.PHONY: install system test soak lint format demo bench clean
 
 # Debian packages the tests and the demo run for real: the MQTT broker, PostgreSQL, Chromium, an RTSP camera
 # (GStreamer's RTSP server, run by the system Python), ffmpeg to encode its H.264 video, and docker-compose
@@ -34,7 +35,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: lint system
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not soak"
+
+soak: $(STAMP) system
+	$(BIN)/python -m pytest tests/faults
 
 demo: $(STAMP) system
 	scripts/demo.sh
