@@ -31,9 +31,8 @@ def fault_report() -> list[Row]:
 def table(rows: list[Row]) -> list[str]:
     lines = ["| fault | sent | stored | lost | duplicated | redeliveries absorbed | recovery s |", "|---" * 7 + "|"]
     for r in rows:
-        lines.append(
-            f"| {r.fault} | {r.sent} | {r.stored} | {r.lost} | {r.duplicated} | {r.absorbed} | {r.recovery_s} |"
-        )
+        recovery = "never" if r.recovery_s is None else r.recovery_s
+        lines.append(f"| {r.fault} | {r.sent} | {r.stored} | {r.lost} | {r.duplicated} | {r.absorbed} | {recovery} |")
     return lines
 
 
@@ -44,8 +43,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
     REPORT.parent.mkdir(exist_ok=True)
     header = (
         "# Fault injection\n\nsent: the devices' seq range; stored: distinct (device_id, seq); lost: sent - stored; "
+        "duplicated: rows - distinct; redeliveries absorbed: the aggregator's `duplicates` metric (redelivered "
+        "predictions it stored once); recovery: the fault over (the peer back) -> everything sent before it stored, "
+        "the worst of a fault's repetitions.\n\n"
     )
-    header += "duplicated: rows - distinct; recovery: fault over -> everything sent before it stored.\n\n"
     REPORT.write_text(header + "\n".join(lines) + "\n")
     terminalreporter.section("fault injection")
     for line in lines:
