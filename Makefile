@@ -1,6 +1,7 @@
 # make test: a fresh Debian/Ubuntu machine -> .venv and the whole test suite (CI runs exactly this).
 # make demo: a fresh machine -> .venv, a trained model classifying held-out photos, then the loop live
 # (broker, cloud service and dashboard, a device on a video) until Ctrl-C.
+# make soak: the long faults (a 60 s broker outage…) and a fleet's soak; reports in test-artifacts/.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -34,11 +35,11 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: lint system
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not soak"
 
-# The long part of the fault and load suite (minutes): the soak of a simulated fleet, long outages.
+# The long part of the fault and load suite (minutes): long outages, many kills, a fleet's soak.
 soak: $(STAMP) system
-	$(BIN)/python -m pytest -m soak -s
+	$(BIN)/python -m pytest -s -m soak tests/faults tests/load
 
 demo: $(STAMP) system
 	scripts/demo.sh

@@ -32,8 +32,13 @@ class Postgres:
             shutil.chown(self.dir, "postgres", "postgres")
         run = lambda *args: subprocess.run([*self._as_postgres, *args], check=True, capture_output=True)  # noqa: E731
         run(_bin("initdb"), "-D", str(self.dir), "-A", "trust", "-U", "edgeloop")
+        return self.resume()
+
+    def resume(self) -> Postgres:
+        """Start the server on its data folder and port: first from `start`, again after `stop`."""
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(_bin("pg_ctl"), "-D", str(self.dir), "-o", options, "-w", "-l", str(self.dir / "log"), "start")
+        pg_ctl = [_bin("pg_ctl"), "-D", str(self.dir), "-o", options, "-w", "-l", str(self.dir / "log"), "start"]
+        subprocess.run([*self._as_postgres, *pg_ctl], check=True, capture_output=True)
         return self
 
     def stop(self) -> None:
