@@ -1,11 +1,13 @@
 """The outbox: every message that must reach the broker is written here first, and removed only
 when the broker has acknowledged it. A broker outage (or a restart of the device) therefore loses
 nothing within the bounds; past them the oldest messages are dropped and counted. It also keeps
-the prediction sequence number, so `seq` continues across restarts."""
+the prediction sequence number, so `seq` continues across restarts. A disk nearly full counts as
+a full outbox too: SQLite cannot even delete once the disk is full, so room is made while it still can."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -13,6 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+MIN_FREE_BYTES = 1024 * 1024  # below this free on its disk, the outbox stops growing: the oldest make room
+LOG_EVERY_S = 10.0
+WAL_PAGES = 128  # checkpoint the WAL this often, so that what it holds always fits in MIN_FREE_BYTES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -39,10 +45,13 @@ class Outbox:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.max_messages = max_messages
         self.max_age_s = max_age_s
+        self.path = Path(path)
+        self._unlogged, self._logged = 0, 0.0
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         self._db.executescript(_SCHEMA)
 
     def counter(self, name: str) -> int:
@@ -61,9 +70,14 @@ class Outbox:
             )
             for name, value in (counters or {}).items():
                 self._set(name, value)
-            dropped = self._enforce_bounds(now)
-        if dropped:
-            log.warning("outbox full or stale: dropped %d oldest messages", dropped)
+            dropped = self._enforce_bounds(now, len(messages))
+        if dropped and self._disk_low():
+            with self._lock:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # give the WAL's space back
+        self._unlogged += dropped
+        if self._unlogged and now - self._logged >= LOG_EVERY_S:  # a full disk must not fill up with log lines
+            log.warning("outbox full or stale: dropped %d oldest messages", self._unlogged)
+            self._unlogged, self._logged = 0, now
         return dropped
 
     def _set(self, name: str, value: int) -> None:
@@ -72,9 +86,15 @@ class Outbox:
             (name, value),
         )
 
-    def _enforce_bounds(self, now: float) -> int:
+    def _disk_low(self) -> bool:
+        disk = os.statvfs(self.path.parent)
+        return disk.f_bavail * disk.f_frsize < MIN_FREE_BYTES
+
+    def _enforce_bounds(self, now: float, added: int) -> int:
         dropped = self._db.execute("DELETE FROM messages WHERE created < ?", (now - self.max_age_s,)).rowcount
         excess = self._count() - self.max_messages
+        if self._disk_low():
+            excess = max(excess, added)
         if excess > 0:
             dropped += self._db.execute(
                 "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY id LIMIT ?)", (excess,)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 WINDOW = 1000  # messages handed to paho and not yet acknowledged
 QUEUE_MAX = 100_000  # predictions waiting for the outbox; past it (a stuck disk) new ones are dropped, counted
 SEQ_COUNTER = "seq"
+ERROR_LOG_EVERY_S = 10.0
 
 
 class Publisher:
@@ -51,6 +52,7 @@ class Publisher:
         self._ack_lock = threading.Lock()  # never held while calling into paho (paho calls us under its locks)
         self._seq_lock = threading.Lock()
         self._seq = outbox.counter(SEQ_COUNTER)
+        self._error_logged = -ERROR_LOG_EVERY_S
         self.counts = {
             "published": 0, "acked": 0, "refused": 0, "skipped_offline": 0, "outbox_errors": 0, "dropped": 0,
             "reconnects": 0,
@@ -167,7 +169,10 @@ class Publisher:
             self.outbox.append([(t, p, q) for t, p, q, _ in batch], counters)
         except Exception:
             self.counts["outbox_errors"] += 1
-            log.exception("outbox write failed; %d messages lost", len(batch))
+            self.counts["dropped"] += len(batch)
+            if time.monotonic() - self._error_logged >= ERROR_LOG_EVERY_S:  # a full disk: not a traceback a batch
+                self._error_logged = time.monotonic()
+                log.exception("outbox write failed; %d messages lost so far", self.counts["dropped"])
 
     def _hand_over(self) -> None:
         """Give paho the next messages from the outbox, in order, keeping at most WINDOW unacknowledged."""

@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import re
+import shutil
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -85,6 +86,17 @@ def remember(state_dir: Path, path: Path) -> None:
     os.replace(tmp, state_dir / CURRENT)
 
 
+def clear_leftovers(models: Path) -> None:
+    """What an update cut short by a power loss left (a partial download, a half-unpacked bundle)
+    would fill a small disk one crash at a time; no complete bundle is among them."""
+    for leftover in [*models.glob("*.part"), *models.glob("*/.unpack-*"), *models.glob("*/.old-*")]:
+        log.info("removing %s, left by an interrupted update", leftover)
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
 class ModelUpdater(threading.Thread):
     """Works through announcements one at a time, off the network and inference threads."""
 
@@ -101,6 +113,7 @@ class ModelUpdater(threading.Thread):
         super().__init__(name="model-updates", daemon=True)
         self.dir = state_dir / "models"
         self.dir.mkdir(parents=True, exist_ok=True)
+        clear_leftovers(self.dir)
         self.state_dir = state_dir
         self.backend = backend
         self.current = current
