@@ -16,24 +16,13 @@ PAYLOADS = [protocol.Prediction, protocol.SampleMeta, protocol.Status, protocol.
 
 MODELS = st.builds(protocol.ModelRef, name=st.text(), version=st.text())
 TOP_K = st.lists(st.builds(protocol.Score, label=st.text(), score=st.floats(0, 1)), min_size=1, max_size=5)
+COMMON = {"device_id": IDS, "seq": st.integers(0, 2**63 - 1), "ts": FINITE, "model": MODELS, "top_k": TOP_K}
 PREDICTIONS = st.builds(
     protocol.Prediction,
-    device_id=IDS,
-    seq=st.integers(0, 2**63 - 1),
-    ts=FINITE,
-    model=MODELS,
-    top_k=TOP_K,
+    **COMMON,
     latency_ms=st.builds(protocol.Latency, infer=st.floats(0, 1e9), total=st.floats(0, 1e9)),
 )
-SAMPLE_METAS = st.builds(
-    protocol.SampleMeta,
-    device_id=IDS,
-    seq=st.integers(0, 2**63 - 1),
-    ts=FINITE,
-    model=MODELS,
-    top_k=TOP_K,
-    reason=st.sampled_from(["low_confidence", "random"]),
-)
+SAMPLE_METAS = st.builds(protocol.SampleMeta, **COMMON, reason=st.sampled_from(["low_confidence", "random"]))
 STATUSES = st.builds(
     protocol.Status,
     state=st.sampled_from(["online", "offline"]),
