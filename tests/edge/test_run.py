@@ -89,7 +89,8 @@ def test_live_preview_serves_labelled_frames(tiny_bundle, video, broker, recorde
     finally:
         edge.kill()
     assert all(f.shape == (480, 640, 3) for f in frames)
-    assert (frames[0][10:40, 10:120] == 255).all(axis=-1).any(), "the label is drawn in white"
+    label = frames[0][5:45, 5:200]  # white text, through JPEG: near white, not exactly 255
+    assert (label > 220).all(axis=-1).sum() > 20, "the label is drawn in white"
 
 
 def test_credentials_from_the_environment_and_never_logged(tiny_bundle, video, tmp_path) -> None:
