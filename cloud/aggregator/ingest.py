@@ -22,7 +22,7 @@ from edge.mqtt.url import BrokerAddress
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
-RECEIVE_MAXIMUM = 5000
+RECEIVE_MAXIMUM = 65535  # unacknowledged messages in flight: the broker keeps sending while a batch commits
 KINDS = {"predictions": 1, "samples": 1, "status": 1, "telemetry": 0}
 
 
@@ -79,24 +79,29 @@ class Ingest:
         client.subscribe(self.subscriptions())
 
     def _on_message(self, client, userdata, message) -> None:
-        try:
-            device_id, kind = self.topics.parse_device_topic(message.topic)
-            if kind == "predictions":
-                item = parse.prediction(device_id, message.payload)
-            elif kind == "samples":
-                item = parse.sample(device_id, message.payload, message.properties)
-            else:  # status or telemetry: the subscriptions let nothing else in
-                item = parse.device_update(device_id, kind, message.payload)
-        except protocol.ProtocolError:
-            item = parse.Rejected("bad_topic")
-        except parse.Rejected as rejected:
-            item = rejected
-        except Exception as exc:  # whatever a hostile payload provokes, the service carries on
-            log.warning("unexpected error on a message from %s: %r", message.topic, exc)
-            item = parse.Rejected("internal", repr(exc)[:200])
-        self._pending.append((message.mid, message.qos, item))
+        """Only hands the message on: parsing happens in the writer thread, so that it overlaps with
+        paho's socket work here instead of adding to it."""
+        topic = message.topic
+        properties = message.properties if topic.endswith("/samples") else None
+        self._pending.append((message.mid, message.qos, topic, message.payload, properties, time.time()))
         if not self._arrived.is_set():
             self._arrived.set()
+
+    def _parse(self, topic: str, payload: bytes, properties, received: float):
+        try:
+            device_id, kind = self.topics.parse_device_topic(topic)
+            if kind == "predictions":
+                return writer.prediction_row(parse.prediction(device_id, payload), received)
+            if kind == "samples":
+                return parse.sample(device_id, payload, properties)
+            return parse.device_update(device_id, kind, payload)  # the subscriptions let nothing else in
+        except protocol.ProtocolError:
+            return parse.Rejected("bad_topic")
+        except parse.Rejected as rejected:
+            return rejected
+        except Exception as exc:  # whatever a hostile payload provokes, the service carries on
+            log.warning("unexpected error on a message from %s: %r", topic, exc)
+            return parse.Rejected("internal", repr(exc)[:200])
 
     def _next_batch(self) -> tuple[writer.Batch, list[tuple[int, int]]]:
         """Whatever arrives within batch_wait_s of the first message, up to batch_max."""
@@ -111,12 +116,13 @@ class Ingest:
         taken = min(len(self._pending), self.batch_max)
         self.metrics.add(messages_in=taken)
         for _ in range(taken):
-            mid, qos, parsed = self._pending.popleft()
+            mid, qos, *message = self._pending.popleft()
             acks.append((mid, qos))
+            parsed = self._parse(*message)
             if isinstance(parsed, parse.Rejected):
                 self.metrics.reject(parsed.reason)
                 log.debug("rejected: %s", parsed)
-            elif isinstance(parsed, protocol.Prediction):
+            elif type(parsed) is tuple:
                 batch.predictions.append(parsed)
             elif isinstance(parsed, parse.Sample):
                 batch.samples.append(parsed)
@@ -133,7 +139,7 @@ class Ingest:
                 stored, duplicates = writer.write(self.db, self.data_dir, batch)
                 self.metrics.add(stored=stored, duplicates=duplicates, samples_stored=len(batch.samples))
                 if batch.predictions:
-                    self.metrics.lag_s = time.time() - max(p.ts for p in batch.predictions)
+                    self.metrics.lag_s = time.time() - max(row[writer.TS] for row in batch.predictions)
                 return
             except Exception as exc:
                 self.metrics.add(store_errors=1)

@@ -17,9 +17,8 @@ from edge import protocol
 
 _TOP_K = TypeAdapter(list[protocol.Score])
 
-INSERT_PREDICTION = """INSERT INTO predictions
-    (device_id, seq, ts, received, model_name, model_version, label, score, top_k, infer_ms, total_ms)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, seq) DO NOTHING"""
+INSERT_PREDICTIONS = """INSERT INTO predictions
+    (device_id, seq, ts, model_name, model_version, label, score, top_k, infer_ms, total_ms, received)"""
 TOUCH_DEVICE = """INSERT INTO devices (device_id, last_seen, model_name, model_version) VALUES (?, ?, ?, ?)
     ON CONFLICT (device_id) DO UPDATE SET last_seen = MAX2(devices.last_seen, excluded.last_seen),
     model_name = excluded.model_name, model_version = excluded.model_version"""
@@ -28,9 +27,23 @@ INSERT_SAMPLE = """INSERT INTO samples
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"""
 
 
+PredictionRow = tuple[str, int, float, str, str, str, float, str, float, float, float]
+DEVICE, SEQ, TS, MODEL_NAME, MODEL_VERSION = range(5)
+
+
+def prediction_row(p: protocol.Prediction, received: float) -> PredictionRow:
+    """A prediction as the values it is stored as, taken as soon as it arrives: a tuple of plain
+    values is one the garbage collector stops tracking, while thousands of pydantic models waiting
+    in a batch made collections cost more than the parsing itself."""
+    best = p.top_k[0]
+    top_k = _TOP_K.serializer.to_json(p.top_k).decode()
+    return (p.device_id, p.seq, p.ts, p.model.name, p.model.version, best.label, best.score, top_k,
+            p.latency_ms.infer, p.latency_ms.total, received)  # fmt: skip
+
+
 @dataclass
 class Batch:
-    predictions: list[protocol.Prediction] = field(default_factory=list)
+    predictions: list[PredictionRow] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     updates: list[DeviceUpdate] = field(default_factory=list)
 
@@ -63,29 +76,14 @@ def write(db: Database, data_dir: Path, batch: Batch) -> tuple[int, int]:
     received = time.time()
     for sample in batch.samples:
         _file_sample(data_dir, sample)  # before the commit: a stored row always has its picture
-    rows = [
-        (
-            p.device_id,
-            p.seq,
-            p.ts,
-            received,
-            p.model.name,
-            p.model.version,
-            p.top_k[0].label,
-            p.top_k[0].score,
-            _TOP_K.dump_json(p.top_k).decode(),
-            p.latency_ms.infer,
-            p.latency_ms.total,
-        )
-        for p in batch.predictions
-    ]
-    latest: dict[str, protocol.Prediction] = {}
-    for p in batch.predictions:
-        if p.device_id not in latest or p.ts > latest[p.device_id].ts:
-            latest[p.device_id] = p
+    latest: dict[str, PredictionRow] = {}
+    for row in batch.predictions:
+        if row[DEVICE] not in latest or row[TS] > latest[row[DEVICE]][TS]:
+            latest[row[DEVICE]] = row
+    touches = [(d, received, row[MODEL_NAME], row[MODEL_VERSION]) for d, row in sorted(latest.items())]
     with db.transaction() as cur:
-        stored = cur.executemany(INSERT_PREDICTION, rows)
-        cur.executemany(TOUCH_DEVICE, [(d, received, p.model.name, p.model.version) for d, p in sorted(latest.items())])
+        stored = cur.insert_rows(INSERT_PREDICTIONS, batch.predictions, "ON CONFLICT (device_id, seq) DO NOTHING")
+        cur.executemany(TOUCH_DEVICE, touches)
         for sample in batch.samples:
             m = sample.meta
             cur.execute(
@@ -95,7 +93,7 @@ def write(db: Database, data_dir: Path, batch: Batch) -> tuple[int, int]:
             )  # fmt: skip
         for update in batch.updates:
             _update_device(cur, update, received)
-    return stored, len(rows) - stored
+    return stored, len(batch.predictions) - stored
 
 
 def _update_device(cur, update: DeviceUpdate, received: float) -> None:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from cloud.aggregator.drift import js_distance, largest_drift
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.parse import DeviceUpdate
-from cloud.aggregator.writer import Batch, write
+from cloud.aggregator.writer import Batch, prediction_row, write
 from cloud.api.app import create_app
 from cloud.api.gauges import escape
 from cloud.store import connect
@@ -28,13 +28,16 @@ def predictions(device_id: str, labels, start: float, first_seq: int = 1, versio
     """One prediction every half second from `start`; total latency is 2 * infer + 1 ms."""
     infer = infer or [1.0] * len(labels)
     return [
-        protocol.Prediction(
-            device_id=device_id,
-            seq=first_seq + i,
-            ts=start + i * 0.5,
-            model=protocol.ModelRef(name="flowers", version=version),
-            top_k=[protocol.Score(label=label, score=score)],
-            latency_ms=protocol.Latency(infer=infer[i], total=2 * infer[i] + 1),
+        prediction_row(
+            protocol.Prediction(
+                device_id=device_id,
+                seq=first_seq + i,
+                ts=start + i * 0.5,
+                model=protocol.ModelRef(name="flowers", version=version),
+                top_k=[protocol.Score(label=label, score=score)],
+                latency_ms=protocol.Latency(infer=infer[i], total=2 * infer[i] + 1),
+            ),
+            time.time(),
         )
         for i, (label, score) in enumerate(labels)
     ]
