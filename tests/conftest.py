@@ -14,6 +14,10 @@ from tests.makedata import COLOURS, calibrated_weights, synthetic_image, write_d
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# The fault report (the `fault_report` fixture, test-artifacts/faults.md): loaded here, above both the cloud's
+# and the device's fault tests, so that one table holds the rows of whichever of them ran.
+pytest_plugins = ["tests.faults.report"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 FLOWERS = SHARED / "data" / "flower_photos"

@@ -1,5 +1,5 @@
-"""The fault suite's fixtures: a report that every fault adds its row to (written to
-test-artifacts/faults.md and printed at the end of the session), and a camera at 30 fps."""
+"""The fault suite's fixtures: a camera at 30 fps. (The report every fault adds its row to is
+tests/faults/report.py, shared with the device-side faults.)"""
 
 from __future__ import annotations
 
@@ -13,45 +13,9 @@ import numpy as np
 import pytest
 
 from tests.broker import free_port
-from tests.conftest import ROOT
-from tests.faults.harness import Row
 from tests.makedata import COLOURS, synthetic_image
 
-REPORT = ROOT / "test-artifacts" / "faults.md"
 FPS = 30
-_rows: list[Row] = []
-
-
-@pytest.fixture(scope="session")
-def fault_report() -> list[Row]:
-    """Each fault test appends its Row; the table is written once every test has run."""
-    return _rows
-
-
-def table(rows: list[Row]) -> list[str]:
-    lines = ["| fault | sent | stored | lost | duplicated | redeliveries absorbed | recovery s |", "|---" * 7 + "|"]
-    for r in rows:
-        recovery = "never" if r.recovery_s is None else r.recovery_s
-        lines.append(f"| {r.fault} | {r.sent} | {r.stored} | {r.lost} | {r.duplicated} | {r.absorbed} | {recovery} |")
-    return lines
-
-
-def pytest_terminal_summary(terminalreporter) -> None:
-    if not _rows:
-        return
-    lines = table(_rows)
-    REPORT.parent.mkdir(exist_ok=True)
-    header = (
-        "# Fault injection\n\nsent: the devices' seq range; stored: distinct (device_id, seq); lost: sent - stored; "
-        "duplicated: rows - distinct; redeliveries absorbed: the aggregator's `duplicates` metric (redelivered "
-        "predictions it stored once); recovery: the fault over (the peer back) -> everything sent before it stored, "
-        "the worst of a fault's repetitions.\n\n"
-    )
-    REPORT.write_text(header + "\n".join(lines) + "\n")
-    terminalreporter.section("fault injection")
-    for line in lines:
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(f"(written to {REPORT.relative_to(ROOT)})")
 
 
 class _Camera(BaseHTTPRequestHandler):

@@ -1,5 +1,5 @@
 """What the fault tests share: counting what a store holds, waiting for the aggregator's session,
-timing a recovery, and a row of the report (per fault: sent, stored, lost, duplicated, recovery)."""
+timing a recovery, and the outcome of a fault as a row of the report (tests/faults/report.py)."""
 
 from __future__ import annotations
 
@@ -7,32 +7,14 @@ import signal
 import sqlite3
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from tests.broker import free_port, wait_for
 from tests.cloud.test_serve import metric, start_serve
+from tests.faults.report import Row
 from tests.fleet import Publisher
 
 WARM_UP = "warm-up"  # the device that knocks until the aggregator's session exists; left out of the counts
-
-
-@dataclass
-class Row:
-    fault: str
-    sent: int  # the seq range the devices published
-    stored: int  # distinct (device_id, seq) in the store
-    rows: int  # prediction rows in the store
-    absorbed: int  # redeliveries the aggregator counted as duplicates (its `duplicates` metric)
-    recovery_s: float | None  # fault over (peer back) -> the store holds everything sent before
-
-    @property
-    def lost(self) -> int:
-        return self.sent - self.stored
-
-    @property
-    def duplicated(self) -> int:
-        return self.rows - self.stored
 
 
 def store_counts(db_url: str) -> tuple[int, int] | None:

@@ -1,5 +1,5 @@
 """Helpers of the device-side fault tests: a small disk the test mounts, the outbox read from
-outside the device, and the line of counts each test prints."""
+outside the device, and the row each test adds to the fault report (tests/faults/report.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from tests.broker import wait_for
 from tests.edge.running import seqs
+from tests.faults.report import Row
 
 
 @pytest.fixture
@@ -43,16 +44,8 @@ def delivered(recorder, state: Path) -> tuple[dict[str, int], list[int]]:
     return end, seqs(recorder)
 
 
-def report(test: str, sent: int, arrived: list[int], dropped: int = 0, recovery_s: float = 0.0) -> dict:
-    """One line of counts per fault: what the device sent, what arrived, lost and duplicated."""
-    unique = set(arrived)
-    counts = {
-        "sent": sent,
-        "arrived": len(unique),
-        "lost": len(set(range(1, sent + 1)) - unique),
-        "duplicated": len(arrived) - len(unique),
-        "dropped_counted": dropped,
-        "recovery_s": round(recovery_s, 2),
-    }
-    print(f"\n{test}: " + " ".join(f"{k}={v}" for k, v in counts.items()))
-    return counts
+def device_row(fault: str, sent: int, arrived: list[int], dropped: int, recovery_s: float) -> Row:
+    """A fault's row in the report, counted at the broker (no aggregator runs): of the seqs 1..sent
+    the device made, the distinct ones that arrived and how many arrived twice or more."""
+    made = [seq for seq in arrived if 1 <= seq <= sent]
+    return Row(fault, sent, len(set(made)), len(made), None, round(recovery_s, 2), dropped)

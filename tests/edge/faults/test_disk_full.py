@@ -12,7 +12,7 @@ import time
 from edge.outbox import MIN_FREE_BYTES
 from edge.publisher import WINDOW
 from tests.broker import wait_for
-from tests.edge.faults.conftest import delivered, outbox_counters, report
+from tests.edge.faults.conftest import delivered, device_row, outbox_counters
 from tests.edge.running import seqs, start_edge
 
 
@@ -22,7 +22,7 @@ def free_bytes(path) -> int:
 
 
 def test_a_full_disk_drops_the_oldest_counted_and_recovers(
-    tiny_bundle, video, broker, recorder, small_disk, tmp_path
+    tiny_bundle, video, broker, recorder, small_disk, tmp_path, fault_report
 ) -> None:
     filler = small_disk / "filler"
     filler.write_bytes(b"\0" * (free_bytes(small_disk) - MIN_FREE_BYTES - 400_000))  # 400 kB left for the outbox
@@ -65,9 +65,10 @@ def test_a_full_disk_drops_the_oldest_counted_and_recovers(
     # away, not yet acknowledged) may still arrive.
     telemetry = json.loads(recorder.on("/telemetry")[-1].payload)
     dropped = end["dropped"] + telemetry["mqtt"]["dropped"]
-    counts = report("disk full", end["seq"], received, dropped, recovery_s)
-    assert dropped - WINDOW <= counts["lost"] <= dropped
-    assert counts["lost"] > 0
+    row = device_row("disk full, broker away (device outbox)", end["seq"], received, dropped, recovery_s)
+    fault_report.append(row)
+    assert dropped - WINDOW <= row.missing <= dropped
+    assert row.missing > 0
     assert end["pending"] == 0
     missing = set(range(1, end["seq"] + 1)) - set(received)
     assert not missing & set(range(later["seq"] - 100, later["seq"] + 1)), "the oldest went first: the newest arrive"

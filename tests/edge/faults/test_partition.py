@@ -15,7 +15,7 @@ import pytest
 
 from tests.broker import wait_for
 from tests.conftest import ROOT
-from tests.edge.faults.conftest import outbox_counters, report
+from tests.edge.faults.conftest import device_row, outbox_counters
 from tests.edge.running import edge_command
 
 BROKER_IP, DEVICE_IP, PORT = "10.77.0.1", "10.77.0.2", 1883  # only inside the namespaces below
@@ -151,7 +151,9 @@ def degrade(link: Link, impair: list[str]) -> float:
 @pytest.mark.parametrize(
     "impair", [["down"], ["netem", "delay", "100ms", "loss", "5%"]], ids=["link-cut", "netem-slow-lossy"]
 )
-def test_a_partitioned_link_loses_and_duplicates_no_prediction(link, tiny_bundle, video, tmp_path, impair) -> None:
+def test_a_partitioned_link_loses_and_duplicates_no_prediction(
+    link, tiny_bundle, video, tmp_path, impair, fault_report
+) -> None:
     if impair[0] == "netem":
         probe = tc(link, "add", "netem", "delay", "1ms")
         if probe.returncode != 0:
@@ -171,12 +173,12 @@ def test_a_partitioned_link_loses_and_duplicates_no_prediction(link, tiny_bundle
         edge.kill()
     end = outbox_counters(state)
     wait_for(lambda: max(link.subscriber.seqs) == end["seq"], 20, "the device's last prediction")
-    counts = report(
-        f"partition {' '.join(impair)}", end["seq"], link.subscriber.seqs, end.get("dropped", 0), recovery_s
-    )
-    assert counts["lost"] == 0
+    fault = f"network partition: {'link cut 8 s' if impair == ['down'] else ' '.join(impair[1:]) + ' for 10 s'}"
+    row = device_row(fault, end["seq"], link.subscriber.seqs, end.get("dropped", 0), recovery_s)
+    fault_report.append(row)
+    assert row.missing == 0
     assert end["pending"] == 0
     # QoS 1 may deliver twice what was sent before an acknowledgement was cut off (the cloud stores it
     # once by seq); but no seq ever stands for two different predictions.
-    assert counts["duplicated"] <= INFLIGHT
+    assert row.duplicated <= INFLIGHT
     assert all(len(payloads) == 1 for payloads in link.subscriber.payloads.values())
