@@ -105,10 +105,12 @@ def test_a_device_reads_announcements_and_its_commands_but_not_other_devices(clo
     assert cloud.device("cam-8").ack("edgeloop/devices/cam-8/predictions", b'{"seq": 1}') == 0
     aggregator = cloud.aggregator()
     assert aggregator.ack("edgeloop/models/flowers", b'{"version": "2"}') == 0
+    assert aggregator.ack("edgeloop/devices/cam-8/commands", b'{"do": "reboot"}') == 0  # sent before cam-7's
     assert aggregator.ack("edgeloop/devices/cam-7/commands", b'{"do": "ping"}') == 0
     wait_for(lambda: cam7.received("edgeloop/devices/cam-7/commands"), 5, "cam-7's command")
     assert [m.payload for m in cam7.received("edgeloop/models/flowers")] == [b'{"version": "2"}']
     assert cam7.received("edgeloop/devices/cam-8/predictions") == []
+    assert cam7.received("edgeloop/devices/cam-8/commands") == []
 
 
 def test_an_offline_aggregator_session_keeps_the_fleets_backlog_across_a_restart(cloud):
