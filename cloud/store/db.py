@@ -123,7 +123,16 @@ class Database:
             self._conn.close()
 
 
-ROWS_PER_INSERT = 500  # 11 columns: far below SQLite's 32766 and psycopg's 65535 parameters
+ROWS_PER_INSERT = 512  # 11 columns: far below SQLite's 32766 and psycopg's 65535 parameters
+
+
+def _statement_sizes(n: int) -> list[int]:
+    """Full statements, then the rest in powers of two: a handful of distinct statements that the
+    drivers' statement caches keep, where one per batch size filled SQLite's with 128 big ones."""
+    rest = n % ROWS_PER_INSERT
+    return [ROWS_PER_INSERT] * (n // ROWS_PER_INSERT) + [
+        1 << b for b in reversed(range(rest.bit_length())) if rest >> b & 1
+    ]
 
 
 class _Cursor:
@@ -145,11 +154,12 @@ class _Cursor:
         """`insert` is `INSERT INTO t (columns)`; the rows go in multi-row VALUES statements, each of
         which SQLite runs with the GIL released once, where executemany takes it back for every row
         and fights the MQTT thread for it. Returns the rows inserted."""
-        inserted = 0
-        for start in range(0, len(rows), ROWS_PER_INSERT):
-            chunk = rows[start : start + ROWS_PER_INSERT]
+        inserted, start = 0, 0
+        for size in _statement_sizes(len(rows)):
+            chunk = rows[start : start + size]
+            start += size
             row = "(" + ", ".join("?" * len(chunk[0])) + ")"
-            values = ", ".join([row] * len(chunk))
+            values = ", ".join([row] * size)
             inserted += self.execute(f"{insert} VALUES {values} {conflict}", [v for r in chunk for v in r])
         return inserted
 

@@ -90,6 +90,7 @@ def test_a_fleet_for_minutes_memory_flat_lag_bounded_nothing_lost(broker, tmp_pa
         "devices": PROCESSES * DEVICES_PER_PROCESS, "seconds": seconds, "sent": expected, "stored": rows,
         "lost": expected - distinct, "duplicated": rows - distinct, "max_lag_s": round(max(s[2] for s in samples), 2),
         "rss_mb_after_warmup": round(warm[0], 1), "rss_mb_end": round(warm[-1], 1), "rss_mb_max": round(max(warm), 1),
+        "rss_mb_each_minute": [round(rss, 1) for t, rss, _ in samples if t // 60 > (t - 2) // 60],
     }  # fmt: skip
     print(json.dumps(figures))
     (ROOT / "test-artifacts").mkdir(exist_ok=True)
