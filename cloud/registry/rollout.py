@@ -85,10 +85,10 @@ class Rollout:
         promote and announce it if it passes (to the canary groups first, unless it is the first
         version). Returns what happened, for logs and job results."""
         promoted = self.registry.promoted(candidate.name)
-        if promoted and dataset is not None and dataset.is_dir():
+        if dataset is not None and dataset.is_dir():  # a first version is measured too, and passes
             verdict = gate.judge(
                 self.registry.bundle_dir(candidate.name, candidate.version),
-                self.registry.bundle_dir(promoted.name, promoted.version),
+                self.registry.bundle_dir(promoted.name, promoted.version) if promoted else None,
                 dataset,
                 margin,
             )
