@@ -9,11 +9,11 @@ from cloud.retrain import cli as retrain_cli
 from cloud.retrain.errors import RetrainError
 from cloud.store import StoreError
 from cloud.sweep import cli as sweep_cli
-from edge import command
-from edge.bundle import BundleError
-from edge.flags import ConfigError
-from edge.protocol import ProtocolError
-from edge.signing import SignatureError
+from common import command
+from common.bundle import BundleError
+from common.errors import ConfigError
+from common.protocol import ProtocolError
+from common.signing import SignatureError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cloud.aggregator.writer import sample_path
 from cloud.store import Database
-from edge import protocol
+from common import protocol
 
 log = logging.getLogger(__name__)
 

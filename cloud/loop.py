@@ -19,8 +19,8 @@ from cloud.training.commands import RetrainCommands
 from cloud.training.jobs import Jobs
 from cloud.training.runner import TrainingPolicy, TrainingRunner
 from cloud.training.triggers import TriggerLoop
-from edge import protocol
-from edge.mqtt.url import BrokerAddress
+from common import protocol
+from common.mqtt.url import BrokerAddress
 
 if TYPE_CHECKING:
     from cloud.serve import ServeConfig

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from pydantic import Field
 
-from edge import protocol
-from edge.flags import Options
-from edge.signing import Signer
+from common import protocol
+from common.options import Options
+from common.signing import Signer
 
 
 class CloudOptions(Options):

@@ -16,10 +16,10 @@ from cloud.loop import Loop
 from cloud.options import CloudOptions
 from cloud.store import connect
 from cloud.training.triggers import TriggerPolicy
-from edge import protocol
-from edge.command import SubParsers
-from edge.flags import add_config_flags, from_args
-from edge.mqtt import url
+from common import protocol
+from common.command import SubParsers
+from common.mqtt import url
+from common.options import add_config_flags, from_args
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""edgeloop's device runtime: sources, backends, bundle loading, the wire protocol and the CLI."""
+"""edgeloop's device runtime: sources, backends, the pipeline, the MQTT publisher
+and its outbox, model updates and the CLI. It never imports cloud."""
 
 import logging
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import backends, bundle
+from common import bundle
+from common.command import SubParsers
+from edge import backends
 from edge.classifier import Classifier
-from edge.command import SubParsers
 from edge.sources import create as create_source
 from edge.sources.capture import Capture
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge import backends, images, protocol
-from edge.bundle import Bundle
+from common import images, protocol
+from common.bundle import Bundle
+from edge import backends
 
 
 @dataclass(frozen=True)

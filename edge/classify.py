@@ -8,9 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
-from edge import backends, bundle, images
+from common import bundle, images
+from common.command import SubParsers
+from edge import backends
 from edge.classifier import Classifier
-from edge.command import SubParsers
 
 log = logging.getLogger(__name__)
 

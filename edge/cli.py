@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from edge import bench, classify, command, run
+from common import command
+from common.bundle import BundleError
+from common.errors import ConfigError
+from common.signing import SignatureError
+from edge import bench, classify, run
 from edge.backends import BackendUnavailable
-from edge.bundle import BundleError
-from edge.flags import ConfigError
-from edge.signing import SignatureError
 from edge.sources import SourceError
 
 

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from edge import protocol
-from edge.flags import Options
+from common import protocol
+from common.options import Options
 
 
 class EdgeConfig(Options):

@@ -12,7 +12,7 @@ from collections import deque
 import cv2
 import numpy as np
 
-from edge import protocol
+from common import protocol
 from edge.classifier import Classifier
 from edge.config import EdgeConfig
 from edge.preview import Preview

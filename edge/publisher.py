@@ -14,9 +14,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from edge import protocol
-from edge.mqtt.client import make_client, publish_properties
-from edge.mqtt.url import BrokerAddress
+from common import protocol
+from common.mqtt.client import make_client, publish_properties
+from common.mqtt.url import BrokerAddress
 from edge.outbox import Outbox
 
 log = logging.getLogger(__name__)

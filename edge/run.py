@@ -9,17 +9,17 @@ import signal
 import threading
 import time
 
-from edge import bundle, protocol
+from common import bundle, protocol
+from common.command import SubParsers
+from common.mqtt import url
+from common.options import add_config_flags, from_args
+from common.signing import Verifier
 from edge.classifier import Classifier
-from edge.command import SubParsers
 from edge.config import EdgeConfig
-from edge.flags import add_config_flags, from_args
-from edge.mqtt import url
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline, TelemetryLoop
 from edge.preview import Preview
 from edge.publisher import Publisher
-from edge.signing import Verifier
 from edge.sources import create as create_source
 from edge.sources.capture import Capture
 from edge.updates import ModelUpdater, remembered

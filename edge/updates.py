@@ -13,17 +13,16 @@ import json
 import logging
 import os
 import queue
-import re
 import shutil
 import threading
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from edge import bundle, protocol
+from common import bundle, protocol
+from common.redact import redact, redact_urls
+from common.signing import Verifier
 from edge.classifier import Classifier
-from edge.mqtt.url import redact
-from edge.signing import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +33,6 @@ CURRENT = "current.json"
 
 class UpdateError(Exception):
     pass
-
-
-def redact_urls(text: str) -> str:
-    """Status messages are read by the whole fleet: no credentials from a URL in them."""
-    return re.sub(r"[a-z][a-z0-9+.-]*://[^\s'\"]+", lambda m: redact(m.group(0)), text)
 
 
 def download(url: str, target: Path, sha256: str) -> Path:

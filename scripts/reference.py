@@ -1,5 +1,5 @@
 """Writes docs/reference.md from the code that defines the contracts: the MQTT topics and payloads
-(edge/protocol.py) and every command's options (the pydantic models behind the flags and YAML
+(common/protocol.py) and every command's options (the pydantic models behind the flags and YAML
 files). A test regenerates it and fails when the committed file differs, so the reference cannot
 drift from the code.
 
@@ -20,7 +20,7 @@ from pydantic import BaseModel  # noqa: E402
 from cloud.retrain.config import RetrainConfig  # noqa: E402
 from cloud.serve import ServeConfig  # noqa: E402
 from cloud.sweep.config import SweepConfig  # noqa: E402
-from edge import protocol  # noqa: E402
+from common import protocol  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "reference.md"
@@ -32,7 +32,7 @@ COMMANDS = [("python -m edge run", EdgeConfig), ("python -m cloud serve", ServeC
 
 def _type(annotation: object) -> str:
     text = str(annotation) if typing.get_args(annotation) else getattr(annotation, "__name__", str(annotation))
-    return text.replace("typing.", "").replace("pathlib.", "").replace("edge.protocol.", "").replace("|", "\\|")
+    return text.replace("typing.", "").replace("pathlib.", "").replace("common.protocol.", "").replace("|", "\\|")
 
 
 def _cell(value: object) -> str:

@@ -8,7 +8,7 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge import protocol
+from common import protocol
 
 MAX_OUTSTANDING = 50_000
 

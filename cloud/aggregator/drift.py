@@ -17,7 +17,7 @@ from pydantic import Field, TypeAdapter
 
 from cloud.aggregator.windows import DeviceWindow, fleet_windows
 from cloud.store import Database
-from edge import protocol
+from common import protocol
 
 log = logging.getLogger(__name__)
 

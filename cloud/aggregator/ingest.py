@@ -15,9 +15,9 @@ from pathlib import Path
 from cloud.aggregator import parse, writer
 from cloud.aggregator.metrics import Metrics
 from cloud.store import Database
-from edge import protocol
-from edge.mqtt.client import connect_properties, make_client
-from edge.mqtt.url import BrokerAddress
+from common import protocol
+from common.mqtt.client import connect_properties, make_client
+from common.mqtt.url import BrokerAddress
 
 log = logging.getLogger(__name__)
 

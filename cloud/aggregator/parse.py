@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from edge import images, protocol
+from common import images, protocol
 
 MAX_JSON_BYTES = 64 * 1024
 MAX_SAMPLE_BYTES = 8 * 1024 * 1024

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from cloud.store import Database
-from edge import protocol
+from common import protocol
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from cloud.aggregator.parse import DeviceUpdate, Sample
 from cloud.store import Database
-from edge import protocol
+from common import protocol
 
 _TOP_K = TypeAdapter(list[protocol.Score])
 

@@ -18,7 +18,7 @@ from cloud.api import gauges, samples
 from cloud.api.auth import protect_writes
 from cloud.api.window import Confidence, Window, confidence_report, window_report
 from cloud.store import Database
-from edge import protocol
+from common import protocol
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from cloud.registry.versions import Registry, Version
 from cloud.training.jobs import Job, Jobs
 from cloud.training.runner import dataset_dir, job_log
-from edge import protocol
+from common import protocol
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from cloud import labelling
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.writer import sample_path
 from cloud.store import Database
-from edge import protocol
+from common import protocol
 
 log = logging.getLogger(__name__)
 

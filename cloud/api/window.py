@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from cloud.aggregator import windows
 from cloud.aggregator.drift import Drift, DriftBasis
 from cloud.store import Database
-from edge import protocol
+from common import protocol
 
 log = logging.getLogger(__name__)
 

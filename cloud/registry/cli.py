@@ -17,10 +17,10 @@ from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.store import connect
 from cloud.training.jobs import Jobs
 from cloud.training.runner import dataset_dir
-from edge import bundle, protocol, signing
-from edge.command import SubParsers
-from edge.flags import add_config_flags, from_args
-from edge.mqtt import url
+from common import bundle, protocol, signing
+from common.command import SubParsers
+from common.mqtt import url
+from common.options import add_config_flags, from_args
 
 log = logging.getLogger(__name__)
 

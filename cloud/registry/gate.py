@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from cloud.retrain.dataset import scan
-from edge import bundle, images
+from common import bundle, images
 from edge.classifier import Classifier
 
 log = logging.getLogger(__name__)

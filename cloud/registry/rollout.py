@@ -14,10 +14,10 @@ import paho.mqtt.client as mqtt
 
 from cloud.registry import gate
 from cloud.registry.versions import Registry, RegistryError, Version
-from edge import protocol
-from edge.mqtt.client import make_client
-from edge.mqtt.url import BrokerAddress
-from edge.signing import Signer
+from common import protocol
+from common.mqtt.client import make_client
+from common.mqtt.url import BrokerAddress
+from common.signing import Signer
 
 log = logging.getLogger(__name__)
 

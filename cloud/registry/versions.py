@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.store import Database
-from edge import bundle
+from common import bundle
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import keras
 
 from cloud.retrain.errors import RetrainError
-from edge import images
+from common import images
 
 log = logging.getLogger(__name__)
 

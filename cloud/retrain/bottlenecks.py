@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from edge import images
+from common import images
 
 log = logging.getLogger(__name__)
 

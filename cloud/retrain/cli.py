@@ -6,8 +6,8 @@ import argparse
 import logging
 
 from cloud.retrain.config import RetrainConfig
-from edge.command import SubParsers
-from edge.flags import add_config_flags, from_args
+from common.command import SubParsers
+from common.options import add_config_flags, from_args
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edge.flags import Options
-from edge.protocol import check_id
+from common.options import Options
+from common.protocol import check_id
 
 
 class RetrainConfig(Options):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloud.retrain.errors import RetrainError
-from edge.images import is_image_file
+from common.images import is_image_file
 
 log = logging.getLogger(__name__)
 

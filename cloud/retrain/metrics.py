@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.bundle import ClassMetrics
+from common.bundle import ClassMetrics
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float | None:

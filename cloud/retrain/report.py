@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.bundle import ModelMeta
+from common.bundle import ModelMeta
 
 
 def _pct(value: float | None) -> str:

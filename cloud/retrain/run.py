@@ -22,7 +22,8 @@ from cloud.retrain.dataset import SPLITS, Dataset, check_trainable, scan
 from cloud.retrain.distortions import make_distorter
 from cloud.retrain.errors import RetrainError
 from cloud.retrain.head import BatchSource, Summaries, new_head, train_head
-from edge import backends, bundle, images
+from common import bundle, images
+from edge import backends
 
 log = logging.getLogger(__name__)
 

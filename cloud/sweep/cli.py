@@ -7,8 +7,8 @@ import json
 import logging
 
 from cloud.sweep.config import SweepConfig
-from edge.command import SubParsers
-from edge.flags import add_config_flags, from_args
+from common.command import SubParsers
+from common.options import add_config_flags, from_args
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from pydantic import Field, create_model, field_validator
 from pydantic.fields import FieldInfo
 
 from cloud.retrain.config import RetrainConfig
+from common.options import Options
 from edge import backends
-from edge.flags import Options
 
 SWEPT = ("architecture", "learning_rate", "how_many_training_steps", "train_batch_size", "fine_tune_layers")
 PER_RUN = ("output_dir", "summaries_dir")  # the sweep gives every run its own

@@ -12,7 +12,7 @@ from typing import Any
 
 from cloud.retrain.config import RetrainConfig
 from cloud.sweep.config import SweepConfig
-from edge.flags import build
+from common.options import build
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edge import bundle
+from common import bundle
 from edge.backends import BackendUnavailable
 from edge.bench import model_fps
 from edge.classifier import Classifier

@@ -19,8 +19,8 @@ import yaml
 import cloud
 from cloud.retrain.errors import RetrainError
 from cloud.sweep.grid import Run, waves
-from edge import bundle
-from edge.flags import ConfigError
+from common import bundle
+from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

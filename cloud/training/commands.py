@@ -9,9 +9,9 @@ from pathlib import Path
 
 from cloud.training.jobs import Jobs
 from cloud.training.runner import dataset_dir
-from edge import protocol
-from edge.mqtt.client import connect_properties, make_client
-from edge.mqtt.url import BrokerAddress
+from common import protocol
+from common.mqtt.client import connect_properties, make_client
+from common.mqtt.url import BrokerAddress
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cloud.store import Database
 from cloud.training.jobs import Jobs
-from edge import protocol
+from common import protocol
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from edge.bundle import Bundle
+from common.bundle import Bundle
 
 
 class BackendUnavailable(RuntimeError):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from common.bundle import Bundle
 from edge.backends.base import Backend, BackendUnavailable
-from edge.bundle import Bundle
 
 log = logging.getLogger(__name__)
 

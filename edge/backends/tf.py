@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import tensorflow as tf
 
+from common.bundle import Bundle
 from edge.backends.base import Backend, BackendUnavailable
-from edge.bundle import Bundle
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import os
 
 import numpy as np
 
+from common.bundle import Bundle
 from edge.backends.base import Backend, BackendUnavailable
-from edge.bundle import Bundle
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.mqtt.url import redact
+from common.redact import redact
 
 
 class SourceError(Exception):

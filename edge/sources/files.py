@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge import images
+from common import images
 from edge.sources.base import BadFrame, EndOfStream, Source, SourceError
 
 

@@ -9,7 +9,7 @@ from http.client import HTTPResponse
 
 import numpy as np
 
-from edge import images
+from common import images
 from edge.sources.base import BadFrame, Source, SourceError
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
 from cloud.aggregator.ingest import RECEIVE_MAXIMUM, Ingest  # noqa: E402
 from cloud.store import connect  # noqa: E402
-from edge import protocol  # noqa: E402
-from edge.mqtt import url  # noqa: E402
-from edge.mqtt.client import connect_properties  # noqa: E402
+from common import protocol  # noqa: E402
+from common.mqtt import url  # noqa: E402
+from common.mqtt.client import connect_properties  # noqa: E402
 from tests.broker import Mosquitto  # noqa: E402
 from tests.fleet import Publisher  # noqa: E402
 

@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 
 from cloud.retrain.config import RetrainConfig  # noqa: E402
 from cloud.retrain.run import retrain  # noqa: E402
-from edge import bundle, images  # noqa: E402
+from common import bundle, images  # noqa: E402
 from edge.backends import create  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
 from edge.run import Runtime  # noqa: E402

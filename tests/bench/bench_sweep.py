@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from edge import bundle  # noqa: E402
+from common import bundle  # noqa: E402
 from tests.conftest import FLOWERS, MOBILENET_025_224  # noqa: E402
 from tests.makedata import write_dataset  # noqa: E402
 

@@ -17,7 +17,7 @@ from cloud.aggregator.writer import Batch, prediction_row, write
 from cloud.api.app import create_app
 from cloud.api.gauges import escape
 from cloud.store import connect
-from edge import protocol
+from common import protocol
 
 # cam-1's 20 predictions in the window: 12 daisy (8 at 0.9, 4 at 0.3), 6 roses (0.8, 0.6, 0.4 twice), 2 tulips at 0.2
 CAM1 = [("daisy", 0.9)] * 8 + [("daisy", 0.3)] * 4 + [("roses", s) for s in (0.8, 0.6, 0.4) * 2] + [("tulips", 0.2)] * 2

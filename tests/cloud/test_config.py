@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 
 from cloud.retrain.config import RetrainConfig
-from edge.flags import ConfigError, add_model_flags, build, read_yaml
+from common.errors import ConfigError
+from common.options import add_model_flags, build, read_yaml
 
 
 def parse(*argv: str) -> RetrainConfig:

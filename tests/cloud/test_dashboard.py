@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from cloud.store import connect
-from edge import protocol
+from common import protocol
 from tests.broker import free_port, wait_for
 from tests.cloud.conftest import ARTIFACTS
 from tests.cloud.test_aggregates import register
@@ -49,9 +49,12 @@ def test_dashboard_shows_the_fleet_and_follows_it_live(broker, browser, tmp_path
         fleet.send_predictions("cam-1", range(first + 200, first + 500))
         wait_for(lambda: int(cam1.inner_text()) == before + 300, 20, "the page to update")
         assert "updated" in page.locator("#updated").inner_text()
-        time.sleep(2.5)  # one more refresh draws the charts and the window with the latest counts
         daisy = "#window-labels tr[data-label='daisy']"
-        assert int(cell(page, daisy, "predictions")) == before + 300
+        page.wait_for_function(  # a later refresh draws the charts and the window with the latest counts
+            "([row, n]) => document.querySelector(row + \" td[data-col='predictions']\")?.textContent === String(n)",
+            arg=[daisy, before + 300],
+            timeout=20_000,
+        )
         assert cell(page, daisy, "mean-confidence") == "0.900"
         assert cell(page, daisy, "low-share") == "0.0%"
         stats = page.locator("#window-stats")

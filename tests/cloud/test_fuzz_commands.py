@@ -13,8 +13,8 @@ from paho.mqtt.client import MQTTMessage
 from cloud.store import connect
 from cloud.training.commands import RetrainCommands
 from cloud.training.jobs import Jobs
-from edge import protocol
-from edge.mqtt import url
+from common import protocol
+from common.mqtt import url
 from tests.fuzz import FUZZ, mutations, objects_like
 
 VALID = protocol.RetrainRequest(model="flowers", reason="a person asked").encode()

@@ -15,7 +15,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud.aggregator import parse
-from edge import protocol
+from common import protocol
 from tests.cloud.test_ingest import sample_properties
 from tests.fuzz import FUZZ, JSON_VALUES, jpeg_claiming, mutations, objects_like
 from tests.makedata import encode_jpeg, synthetic_image

@@ -14,8 +14,8 @@ from paho.mqtt.properties import Properties
 from cloud.aggregator.ingest import Ingest
 from cloud.api.app import create_app
 from cloud.store import connect
-from edge import protocol
-from edge.mqtt import url
+from common import protocol
+from common.mqtt import url
 from tests.broker import wait_for
 from tests.fleet import Publisher, prediction
 

@@ -19,7 +19,7 @@ from cloud.aggregator.writer import Batch, sample_path, write
 from cloud.api.app import create_app
 from cloud.retrain.dataset import scan
 from cloud.store import connect
-from edge import protocol
+from common import protocol
 
 PROVENANCE = "device_id, seq, model_version, predicted, score, status, label, labelled_at, dataset_path"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge import protocol
+from common import protocol
 from tests.broker import free_port, wait_for
 from tests.cloud.conftest import ARTIFACTS
 from tests.cloud.test_ingest import sample_properties

@@ -44,11 +44,12 @@ def test_models_section_shows_versions_jobs_logs_and_retrains(
         asked = []
         page.on("dialog", lambda dialog: asked.append(dialog.message) or dialog.accept("s3cret"))
         page.click("button[data-retrain='colours']")
+        # Playwright's sync API runs the dialog handler only inside its own calls: wait through the page.
+        page.wait_for_selector("#jobs tr:nth-child(2)", timeout=20_000)
         wait_for(lambda: len(jobs(port)) == 2, 20, "a second job from the page's button")
         assert len(asked) == 1, "the page asked for the token once"
         assert "EDGELOOP_API_TOKEN" in asked[0]
         assert jobs(port)[0]["reasons"] == ["manual (http): dashboard button"]
-        page.wait_for_selector("#jobs tr:nth-child(2)")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "models.png"), full_page=True)
     finally:

@@ -19,8 +19,8 @@ from cloud.retrain.dataset import split_of
 from cloud.retrain.run import retrain
 from cloud.store import connect
 from cloud.training.jobs import Jobs
-from edge import bundle, protocol, signing
-from edge.mqtt import url
+from common import bundle, protocol, signing
+from common.mqtt import url
 from tests.broker import Recorder, wait_for
 from tests.conftest import run_cli
 

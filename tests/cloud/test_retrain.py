@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cloud.cli import main
-from edge import bundle
+from common import bundle
 from tests.conftest import as_flags, run_cli
 from tests.makedata import write_dataset
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import bundle
+from common import bundle
 from tests.conftest import FLOWERS, MOBILENET_025_224, needs_shared, run_cli
 
 pytestmark = [needs_shared(FLOWERS), needs_shared(MOBILENET_025_224)]

@@ -13,8 +13,9 @@ from cloud.retrain.config import RetrainConfig
 from cloud.sweep import grid
 from cloud.sweep.config import SWEPT, SweepConfig
 from cloud.sweep.run import sweep
-from edge import bundle
-from edge.flags import ConfigError, build, read_yaml
+from common import bundle
+from common.errors import ConfigError
+from common.options import build, read_yaml
 from tests.conftest import TINY_ARCHITECTURE, as_flags, assert_real_chart, run_cli
 
 NO_GPU = "no GPU here"

@@ -11,7 +11,7 @@ from cloud.retrain.config import RetrainConfig
 from cloud.retrain.distortions import make_distorter
 from cloud.retrain.finetune import unfreeze_top
 from cloud.retrain.run import retrain
-from edge import bundle
+from common import bundle
 from edge.backends import create
 
 

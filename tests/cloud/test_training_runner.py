@@ -12,8 +12,8 @@ from cloud.registry.versions import Registry
 from cloud.store import connect
 from cloud.training.jobs import Jobs
 from cloud.training.runner import TrainingPolicy, TrainingRunner
-from edge import protocol
-from edge.mqtt import url
+from common import protocol
+from common.mqtt import url
 from tests.broker import Recorder, wait_for
 
 

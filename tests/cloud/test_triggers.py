@@ -11,8 +11,8 @@ from cloud.store import connect
 from cloud.training.commands import RetrainCommands
 from cloud.training.jobs import Jobs
 from cloud.training.triggers import TriggerLoop, TriggerPolicy, models
-from edge import protocol
-from edge.mqtt import url
+from common import protocol
+from common.mqtt import url
 from tests.broker import wait_for
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.mqtt.client import connect_properties, make_client, publish_properties
-from edge.mqtt.url import BrokerAddress
+from common.mqtt.client import connect_properties, make_client, publish_properties
+from common.mqtt.url import BrokerAddress
 from tests.broker import wait_for
 
 TIMEOUT_S = 10

@@ -11,9 +11,9 @@ from pydantic import BaseModel
 from cloud import serve
 from cloud.retrain import cli as retrain_cli
 from cloud.retrain.config import RetrainConfig
+from common.options import from_args
 from edge import run
 from edge.config import EdgeConfig
-from edge.flags import from_args
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = {"run": (run.add_parser, EdgeConfig), "serve": (serve.add_parser, serve.ServeConfig)}

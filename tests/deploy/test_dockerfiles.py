@@ -32,5 +32,5 @@ def test_docker_context_holds_only_the_sources_and_what_is_baked():
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ignored[1:2] == ["*"], "everything is left out unless named"
     assert {line for line in ignored if line.startswith("!")} == {
-        "!pyproject.toml", "!README.md", "!edge", "!cloud", "!deploy/bake"
+        "!pyproject.toml", "!README.md", "!common", "!edge", "!cloud", "!deploy/bake"
     }  # fmt: skip

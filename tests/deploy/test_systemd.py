@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from cloud.serve import ServeConfig
+from common.options import build, read_yaml
 from edge.config import EdgeConfig
-from edge.flags import build, read_yaml
 from tests.deploy.options import ROOT
 
 SYSTEMD = ROOT / "deploy" / "systemd"

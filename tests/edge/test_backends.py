@@ -3,7 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge import backends, bundle, images
+from common import bundle, images
+from edge import backends
 from edge.classifier import Classifier
 from tests.makedata import synthetic_image
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import bundle
+from common import bundle
 from tests.conftest import run_cli
 
 

@@ -2,9 +2,11 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import ConfigError
+from common.mqtt import url
+from common.options import build, read_yaml
+from common.redact import redact
 from edge.config import EdgeConfig
-from edge.flags import ConfigError, build, read_yaml
-from edge.mqtt import url
 
 
 def test_yaml_deployment_file_with_flags_on_top(tmp_path: Path) -> None:
@@ -41,7 +43,7 @@ def test_broker_urls(monkeypatch) -> None:
     monkeypatch.setenv(url.PASSWORD_ENV, "from-env")
     assert url.parse("mqtts://u@broker").password == "from-env"
     assert url.parse("mqtts://u@broker").port == 8883
-    assert "secret" not in url.redact("mqtt://user:secret@broker:1883")
+    assert "secret" not in redact("mqtt://user:secret@broker:1883")
     assert "secret" not in str(url.parse("mqtt://user:secret@broker"))
     with pytest.raises(ConfigError, match="mqtt:// or mqtts://"):
         url.parse("http://broker")

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from edge import bundle
+from common import bundle
 from tests.fuzz import FUZZ, mutations
 
 NAME = "b"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from edge import images
+from common import images
 from tests.fuzz import FUZZ, jpeg_claiming, mutations
 from tests.makedata import encode_jpeg, synthetic_image
 

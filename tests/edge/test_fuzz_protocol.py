@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from edge import protocol
+from common import protocol
 from tests.fuzz import FINITE, FUZZ, IDS, JSON_VALUES, mutations, objects_like
 
 PAYLOADS = [protocol.Prediction, protocol.SampleMeta, protocol.Status, protocol.Announcement, protocol.RetrainRequest]

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge import images
+from common import images
 from tests.makedata import synthetic_image, write_jpeg
 
 

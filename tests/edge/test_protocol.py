@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from edge import protocol
+from common import protocol
 
 
 def _prediction(**changes) -> dict:

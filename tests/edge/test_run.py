@@ -122,7 +122,7 @@ def test_unsure_frames_arrive_as_jpeg_samples_within_the_rate(tiny_bundle, video
     import cv2
     import numpy as np
 
-    from edge import protocol
+    from common import protocol
 
     args = ["--max-frames", "60", "--loop", "--sample-threshold", "1.0", "--samples-per-minute", "5"]
     edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", *args)

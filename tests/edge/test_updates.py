@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import bundle, protocol, signing
+from common import bundle, protocol, signing
 from edge.classifier import Classifier
 from edge.updates import ModelUpdater
 from tests.broker import free_port, wait_for

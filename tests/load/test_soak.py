@@ -16,7 +16,7 @@ import psutil
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge import protocol
+from common import protocol
 from tests.broker import free_port, wait_for
 from tests.cloud.test_serve import metric, start_serve
 from tests.conftest import ROOT

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import bundle
+from common import bundle
 from tests.broker import free_port, wait_for
 from tests.edge.faults.conftest import delivered, device_row, outbox_counters
 from tests.edge.running import seqs, start_edge, versions

@@ -12,6 +12,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from common.errors import ConfigError
+
 
 class Options(BaseModel):
     """Base of every options model: unknown keys are errors; `a-b` and `a_b` are the same key."""
@@ -30,10 +32,6 @@ class Options(BaseModel):
             return value.expanduser() if isinstance(value, Path) else value
         except RuntimeError as exc:  # ~nobody/…: pydantic turns only ValueError into a validation error
             raise ValueError(f"{value}: {exc}") from exc
-
-
-class ConfigError(ValueError):
-    """Configuration that the model rejects: an unknown key, a wrong type, a value out of range."""
 
 
 def _choices(annotation: Any) -> list[str] | None:

@@ -1,5 +1,5 @@
 """Broker URLs: `mqtt://[user:pass@]host[:port]` and `mqtts://…` (TLS). Secrets may also come from
-the environment (EDGELOOP_MQTT_USERNAME, EDGELOOP_MQTT_PASSWORD); `redact` is what gets logged."""
+the environment (EDGELOOP_MQTT_USERNAME, EDGELOOP_MQTT_PASSWORD); logs show them through `common.redact`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from edge.flags import ConfigError
+from common.errors import ConfigError
+from common.redact import redact
 
 USERNAME_ENV = "EDGELOOP_MQTT_USERNAME"
 PASSWORD_ENV = "EDGELOOP_MQTT_PASSWORD"
@@ -40,12 +41,3 @@ def parse(url: str) -> BrokerAddress:
     username = unquote(parts.username) if parts.username else os.environ.get(USERNAME_ENV)
     password = unquote(parts.password) if parts.password else os.environ.get(PASSWORD_ENV)
     return BrokerAddress(parts.hostname, port, tls, username, password)
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{parts.username}:***@{netloc}").geturl()

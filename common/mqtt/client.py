@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.mqtt.url import BrokerAddress
+from common.mqtt.url import BrokerAddress
 
 log = logging.getLogger(__name__)
 
