@@ -16,7 +16,7 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -193,7 +193,8 @@ def _verify(path: Path, meta: ModelMeta) -> None:
 
 def evaluation(bundle: Bundle) -> list[dict[str, object]]:
     """The training-time predictions on the test images: file, sha256, label, predicted, score."""
-    return json.loads((bundle.path / EVALUATION_JSON).read_text())
+    rows: list[dict[str, object]] = json.loads((bundle.path / EVALUATION_JSON).read_text())
+    return rows
 
 
 def training_images(bundle: Bundle) -> list[dict[str, str]]:
@@ -251,7 +252,7 @@ def unpack(archive: Path, dest: Path) -> Bundle:
                 m.uid = m.gid = 0
                 m.uname = m.gname = ""
             # The "data" filter (Python 3.10.12+) re-checks what _check_members did.
-            extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            extra: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(staging, members=members, **extra)
         load(staging / root)
         final = dest / root

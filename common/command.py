@@ -8,8 +8,12 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-SubParsers = argparse._SubParsersAction
+if TYPE_CHECKING:
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    SubParsers = argparse._SubParsersAction
 
 
 def main(
@@ -32,7 +36,8 @@ def main(
         stream=sys.stderr,
     )
     try:
-        return args.func(args)
+        status: int = args.func(args)
+        return status
     except user_errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

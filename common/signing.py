@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 from pathlib import Path
+from typing import cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -37,7 +38,7 @@ def generate(private_path: Path, public_path: Path) -> None:
     )
 
 
-def _load(path: Path, private: bool):
+def _load(path: Path, private: bool) -> Ed25519PrivateKey | Ed25519PublicKey:
     try:
         data = Path(path).read_bytes()
         key = serialization.load_pem_private_key(data, None) if private else serialization.load_pem_public_key(data)
@@ -51,7 +52,7 @@ def _load(path: Path, private: bool):
 
 class Signer:
     def __init__(self, private_key: Path) -> None:
-        self._key = _load(private_key, private=True)
+        self._key = cast(Ed25519PrivateKey, _load(private_key, private=True))
 
     def sign(self, name: str, version: str, sha256: str) -> str:
         return base64.b64encode(self._key.sign(message(name, version, sha256))).decode()
@@ -59,7 +60,7 @@ class Signer:
 
 class Verifier:
     def __init__(self, public_key: Path) -> None:
-        self._key = _load(public_key, private=False)
+        self._key = cast(Ed25519PublicKey, _load(public_key, private=False))
 
     def verify(self, name: str, version: str, sha256: str, signature: str | None) -> None:
         if not signature:

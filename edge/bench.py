@@ -8,6 +8,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     classifier = Classifier(bundle.load(args.model), args.backend)
     fps = model_fps(classifier, args.frames)
     pipeline_fps, latencies = pipeline_figures(classifier, args.source, args.frames)
-    result = {
+    result: dict[str, Any] = {
         "backend": classifier.backend.name,
         "model_fps": round(fps, 1),
         "pipeline_fps": round(pipeline_fps, 1),

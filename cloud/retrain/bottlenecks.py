@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import keras
 import numpy as np
@@ -139,16 +140,16 @@ def compute(
                     good.append(item)
             todo = [item for item in good if item.vector is None]
             if todo:
-                vectors = forward(np.stack([item.pixels for item in todo])).numpy()
+                vectors = forward(np.stack([cast(np.ndarray, item.pixels) for item in todo])).numpy()
                 for item, vector in zip(todo, vectors, strict=True):
                     item.vector = vector
                     cache.put(item.sha, vector)
             computed += len(todo)
             cached += len(good) - len(todo)
-            features.extend(item.vector for item in good)
+            features.extend(cast(np.ndarray, item.vector) for item in good)
             shas.extend(item.sha for item in good)
             if keep_pixels:
-                pixels.extend(item.pixels for item in good)
+                pixels.extend(cast(np.ndarray, item.pixels) for item in good)
             bar.update(len(chunk))
     log.info("bottlenecks: %d computed, %d cached, %d skipped", computed, cached, len(skipped))
     return Bottlenecks(

@@ -39,6 +39,13 @@ class _Data:
     y: np.ndarray
     split: dict[str, np.ndarray]
 
+    @property
+    def kept(self) -> np.ndarray:
+        """The decoded images the bottleneck pass kept: distortions and fine-tuning train on them."""
+        if self.bn.pixels is None:
+            raise RetrainError("the bottleneck pass kept no decoded images")
+        return self.bn.pixels
+
     def pixels(self, indices: np.ndarray, size: int) -> np.ndarray:
         """Decoded images of these records: kept from the bottleneck pass, or read again."""
         if self.bn.pixels is not None:
@@ -102,7 +109,7 @@ def _batches(cfg: RetrainConfig, data: _Data, extractor: keras.Model, size: int)
         )
     distort, forward = make_distorter(cfg, size, cfg.seed), forward_fn(extractor, size)
     return lambda rng: (
-        forward(distort(data.bn.pixels[chosen := rng.choice(train, cfg.train_batch_size)])).numpy(),
+        forward(distort(data.kept[chosen := rng.choice(train, cfg.train_batch_size)])).numpy(),
         data.y[chosen],
     )
 
@@ -138,7 +145,7 @@ def _train(
     train = data.split["train"]
     finetune.fine_tune(
         model,
-        data.bn.pixels[train],
+        data.kept[train],
         data.y[train],
         cfg.fine_tune_steps,
         min(cfg.train_batch_size, 32),
@@ -146,7 +153,7 @@ def _train(
         cfg.seed,
         make_distorter(cfg, arch.size, cfg.seed) if cfg.distortions else None,
     )
-    return model, _in_batches(forward_fn(model, arch.size), data.bn.pixels)
+    return model, _in_batches(forward_fn(model, arch.size), data.kept)
 
 
 def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:

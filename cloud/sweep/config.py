@@ -4,7 +4,7 @@ check, the swept ones take comma-separated lists, and a few say how the sweep it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, create_model, field_validator
 from pydantic.fields import FieldInfo
@@ -18,9 +18,10 @@ PER_RUN = ("output_dir", "summaries_dir")  # the sweep gives every run its own
 Device = Literal["auto", "cpu", "gpu"]
 
 
-def _as_list(field: FieldInfo) -> tuple[Any, FieldInfo]:
+def _as_list(field: FieldInfo) -> tuple[Any, Any]:
     """`T` with its checks -> a non-empty list of `T`, each item checked, defaulting to [T's default]."""
-    item = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+    args = (field.annotation, *field.metadata)
+    item: Any = Annotated[args] if field.metadata else field.annotation
     description = f"{field.description}; a comma-separated list sweeps it"
     return list[item], Field([field.default], min_length=1, description=description)
 
@@ -37,6 +38,10 @@ _RetrainOptions = create_model("_RetrainOptions", __base__=Options, **_retrain_f
 
 
 class SweepConfig(_RetrainOptions):
+    if TYPE_CHECKING:  # fields made by create_model above, named here for the type checker
+        seed: int
+        bottleneck_dir: Path
+
     output_dir: Path = Field(
         Path("sweep"), description="the sweep's folder: runs/<run>/ bundles, logs/ TensorBoard, table and chart"
     )

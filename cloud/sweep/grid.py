@@ -77,7 +77,7 @@ def expand(cfg: SweepConfig) -> list[Run]:
 def waves(runs: list[Run]) -> list[list[Run]]:
     """The first run of each bottleneck cache, then all the others: run side by side, the others
     find every bottleneck computed instead of computing the same ones at the same time."""
-    firsts = {}
+    firsts: dict[object, Run] = {}
     for run in runs:
         firsts.setdefault(run.cache_key, run)
     leaders = {run.name for run in firsts.values()}

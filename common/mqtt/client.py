@@ -42,14 +42,14 @@ def make_client(
 
 
 def connect_properties(session_expiry_s: int) -> Properties:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = session_expiry_s
     return props
 
 
 def publish_properties(**values: object) -> Properties:
     """PUBLISH properties, e.g. content_type="image/jpeg", user_properties=[("meta", "…")]."""
-    props = Properties(PacketTypes.PUBLISH)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     for name, value in values.items():
         setattr(props, "".join(part.capitalize() for part in name.split("_")), value)
     return props

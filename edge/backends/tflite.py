@@ -16,10 +16,10 @@ try:
     from ai_edge_litert.interpreter import Interpreter
 except ImportError:  # older Jetson images: the standalone runtime, or TensorFlow's copy of it
     try:
-        from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        from tflite_runtime.interpreter import Interpreter
     except ImportError:
         try:
-            from tensorflow.lite.python.interpreter import Interpreter  # type: ignore[no-redef]
+            from tensorflow.lite.python.interpreter import Interpreter
         except ImportError as exc:
             raise ImportError("none of ai-edge-litert, tflite-runtime or tensorflow is installed") from exc
 
