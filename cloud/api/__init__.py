@@ -1,1 +1,1 @@
-"""The cloud's HTTP side: the API of DESIGN.md, Prometheus metrics, sample pictures."""
+"""The cloud's HTTP side: the API of docs/reference.md, Prometheus metrics, sample pictures."""
