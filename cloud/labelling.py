@@ -21,19 +21,14 @@ import time
 from pathlib import Path
 
 from cloud.aggregator.writer import sample_path
-from cloud.store import Database
+from cloud.store import Cursor, Database
+from cloud.store import samples as sample_store
 from common import protocol
 
 log = logging.getLogger(__name__)
 
 SAMPLE_ID = re.compile(r"\A[0-9a-f]{64}\Z")  # \Z: "$" would let a trailing newline through
 DATASETS = "datasets"
-
-# Taking the row's write lock before reading it serialises two people deciding on the same sample
-# (PostgreSQL locks the row, SQLite the database): the last one wins and only its file is left.
-LOCK = "UPDATE samples SET status = status WHERE id = ?"
-READ = "SELECT model_name, dataset_path FROM samples WHERE id = ?"
-DECIDE = "UPDATE samples SET status = ?, label = ?, labelled_at = ?, dataset_path = ? WHERE id = ?"
 
 
 class UnknownSample(LookupError):
@@ -77,7 +72,8 @@ def label(db: Database, data_dir: Path, sample_id: str, name: str) -> str:
     except protocol.ProtocolError as exc:
         raise LabelError(str(exc)) from exc
     with db.transaction() as cur:
-        model, old = _locked(cur, sample_id)
+        placed = _locked(cur, sample_id)
+        model, old = placed.model_name, placed.dataset_path
         folder = model_dir(data_dir, model)
         if not folder.is_dir():
             raise UnknownModel(
@@ -86,7 +82,7 @@ def label(db: Database, data_dir: Path, sample_id: str, name: str) -> str:
         target = folder / name / f"{sample_id}.jpg"
         _place(sample_path(data_dir, sample_id), target)
         relative = target.relative_to(data_dir).as_posix()
-        cur.execute(DECIDE, ("labelled", name, time.time(), relative, sample_id))
+        sample_store.decide(cur, sample_id, "labelled", name, time.time(), relative)
         if old and old != relative:
             (data_dir / old).unlink(missing_ok=True)
     log.info("sample %s of %s labelled %s", sample_id[:12], model, name)
@@ -97,18 +93,20 @@ def discard(db: Database, data_dir: Path, sample_id: str) -> None:
     """Not worth training on: the sample leaves the queue and, if it was labelled, the training images."""
     check_sample_id(sample_id)
     with db.transaction() as cur:
-        _, old = _locked(cur, sample_id)
-        cur.execute(DECIDE, ("discarded", None, time.time(), None, sample_id))
+        old = _locked(cur, sample_id).dataset_path
+        sample_store.decide(cur, sample_id, "discarded", None, time.time(), None)
         if old:
             (data_dir / old).unlink(missing_ok=True)
     log.info("sample %s discarded", sample_id[:12])
 
 
-def _locked(cur, sample_id: str) -> tuple[str, str | None]:
-    if not cur.execute(LOCK, (sample_id,)):
+def _locked(cur: Cursor, sample_id: str) -> sample_store.Placement:
+    """The sample, its row locked until the transaction ends: of two people deciding on it at once, the
+    last one wins and only its file is left."""
+    placed = sample_store.lock(cur, sample_id)
+    if placed is None:
         raise UnknownSample(f"no sample {sample_id}")
-    cur.execute(READ, (sample_id,))
-    return cur.fetchall()[0]
+    return placed
 
 
 def _place(source: Path, target: Path) -> None:

@@ -17,6 +17,8 @@ from pydantic import Field, TypeAdapter
 
 from cloud.aggregator.windows import DeviceWindow, fleet_windows
 from cloud.store import Database
+from cloud.store import devices as device_store
+from cloud.store import models as model_store
 from common import protocol
 
 log = logging.getLogger(__name__)
@@ -49,11 +51,11 @@ def training_labels(db: Database, models: Iterable[protocol.ModelRef]) -> dict[p
     """The registry's training images per label of each version it holds (absent: not registered)."""
     found = {}
     for model in set(models):
-        rows = db.query("SELECT label_counts FROM models WHERE name = ? AND version = ?", (model.name, model.version))
-        if not rows:
+        stored = model_store.label_counts_json(db, model.name, model.version)
+        if stored is None:
             continue
         try:
-            found[model] = _LABEL_COUNTS.validate_python(json.loads(rows[0][0]))
+            found[model] = _LABEL_COUNTS.validate_python(json.loads(stored))
         except ValueError:  # not JSON, or not {label: count}
             log.warning("model %s %s: label_counts is not {label: count}; no drift for it", model.name, model.version)
             found[model] = {}
@@ -82,10 +84,9 @@ def fleet_drift(db: Database, windows: Iterable[DeviceWindow]) -> dict[str, Drif
 def largest_drift(db: Database, model_name: str, window_s: float, min_predictions: int = 1) -> float | None:
     """The drift trigger's question: the largest drift among the devices running `model_name` now, counting
     only those with `min_predictions` of their version in the window (a handful of frames says nothing)."""
-    device_ids = [row[0] for row in db.query("SELECT device_id FROM devices")]
     running = [
         w
-        for w in fleet_windows(db, device_ids, time.time() - window_s).values()
+        for w in fleet_windows(db, device_store.ids(db), time.time() - window_s).values()
         if w.latest_model
         and w.latest_model.name == model_name
         and sum(w.versions[w.latest_model].values()) >= min_predictions

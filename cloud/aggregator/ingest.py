@@ -15,6 +15,7 @@ from pathlib import Path
 from cloud.aggregator import parse, writer
 from cloud.aggregator.metrics import Metrics
 from cloud.store import Database
+from cloud.store import predictions as prediction_store
 from common import protocol
 from common.mqtt.client import connect_properties, make_client
 from common.mqtt.url import BrokerAddress
@@ -91,7 +92,7 @@ class Ingest:
         try:
             device_id, kind = self.topics.parse_device_topic(topic)
             if kind == "predictions":
-                return writer.prediction_row(parse.prediction(device_id, payload), received)
+                return prediction_store.prediction_row(parse.prediction(device_id, payload), received)
             if kind == "samples":
                 return parse.sample(device_id, payload, properties)
             return parse.device_update(device_id, kind, payload)  # the subscriptions let nothing else in
@@ -139,7 +140,7 @@ class Ingest:
                 stored, duplicates = writer.write(self.db, self.data_dir, batch)
                 self.metrics.add(stored=stored, duplicates=duplicates, samples_stored=len(batch.samples))
                 if batch.predictions:
-                    self.metrics.lag_s = time.time() - max(row[writer.TS] for row in batch.predictions)
+                    self.metrics.lag_s = time.time() - prediction_store.newest_ts(batch.predictions)
                 return
             except Exception as exc:
                 self.metrics.add(store_errors=1)

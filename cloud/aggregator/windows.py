@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from cloud.store import Database
+from cloud.store import windows as window_store
 from common import protocol
 
 log = logging.getLogger(__name__)
@@ -16,26 +17,6 @@ log = logging.getLogger(__name__)
 BINS = 10
 LOW_CONFIDENCE = 0.5  # a top-1 score under this is a low-confidence prediction, unless a caller says otherwise
 PERCENTILES = (50, 95)
-
-# The index (device_id, ts) serves each device's range; GROUP BY keeps the fleet to one round trip.
-GROUPS = """SELECT device_id, model_name, model_version, label, COUNT(*), SUM(score),
-    SUM(CASE WHEN score < ? THEN 1 ELSE 0 END), MIN(ts), MAX(ts), SUM(infer_ms), SUM(total_ms)
-    FROM predictions WHERE device_id IN ({devices}) AND ts >= ?
-    GROUP BY device_id, model_name, model_version, label"""
-
-# A histogram of top-1 scores in portable SQL (no FLOOR in SQLite, CAST rounds in PostgreSQL).
-HISTOGRAM = "SELECT {} FROM predictions WHERE device_id = ? AND ts >= ?".format(
-    ", ".join(
-        f"SUM(CASE WHEN score >= {i / BINS} AND (score < {(i + 1) / BINS} OR {i + 1} = {BINS}) THEN 1 ELSE 0 END)"
-        for i in range(BINS)
-    )
-)
-
-# Nearest-rank percentiles: window functions are in SQLite (3.25+) and PostgreSQL alike.
-RANKED = """SELECT ri, rt, infer_ms, total_ms FROM (
-    SELECT infer_ms, total_ms, ROW_NUMBER() OVER (ORDER BY infer_ms) AS ri, ROW_NUMBER() OVER (ORDER BY total_ms) AS rt
-    FROM predictions WHERE device_id = ? AND ts >= ?) ranked
-    WHERE ri IN ({ranks}) OR rt IN ({ranks})"""
 
 
 @dataclass
@@ -88,18 +69,18 @@ class DeviceWindow:
         """The version of the newest prediction: the model the device runs now."""
         return max(self.version_last_ts, key=self.version_last_ts.__getitem__, default=None)
 
-    def add(self, model: protocol.ModelRef, label: str, row: tuple) -> None:
-        """One row of GROUPS: the predictions of one label by one model version."""
-        n, scores, low, lo, hi, infer_ms, total_ms = row
-        low = int(low)
+    def add(self, group: window_store.LabelGroup) -> None:
+        """The predictions of one label by one model version."""
+        model = protocol.ModelRef(name=group.model_name, version=group.model_version)
+        n, scores, low = group.predictions, group.score_sum, group.low
         self.total.add(n, scores, low)
-        self.labels[label].add(n, scores, low)
-        self.versions[model][label] += n
-        self.version_last_ts[model] = max(hi, self.version_last_ts.get(model, hi))
-        self.first_ts = lo if self.first_ts is None else min(self.first_ts, lo)
-        self.last_ts = hi if self.last_ts is None else max(self.last_ts, hi)
-        self.infer_ms_sum += infer_ms
-        self.total_ms_sum += total_ms
+        self.labels[group.label].add(n, scores, low)
+        self.versions[model][group.label] += n
+        self.version_last_ts[model] = max(group.last_ts, self.version_last_ts.get(model, group.last_ts))
+        self.first_ts = group.first_ts if self.first_ts is None else min(self.first_ts, group.first_ts)
+        self.last_ts = group.last_ts if self.last_ts is None else max(self.last_ts, group.last_ts)
+        self.infer_ms_sum += group.infer_ms_sum
+        self.total_ms_sum += group.total_ms_sum
 
 
 def fleet_windows(
@@ -107,18 +88,14 @@ def fleet_windows(
 ) -> dict[str, DeviceWindow]:
     """Each device's window (an empty one for a device with no prediction in it)."""
     windows = {d: DeviceWindow(d, since, low_threshold) for d in device_ids}
-    if not device_ids:
-        return windows
-    sql = GROUPS.format(devices=", ".join("?" for _ in device_ids))
-    for device_id, name, version, label, *row in db.query(sql, (low_threshold, *device_ids, since)):
-        windows[device_id].add(protocol.ModelRef(name=name, version=version), label, tuple(row))
+    for group in window_store.label_groups(db, device_ids, since, low_threshold):
+        windows[group.device_id].add(group)
     return windows
 
 
 def histogram(db: Database, device_id: str, since: float) -> tuple[list[float], list[int]]:
     """Lower edge of each bin of the top-1 score, and the predictions in it."""
-    row = db.query(HISTOGRAM, (device_id, since))[0]
-    return [i / BINS for i in range(BINS)], [int(c or 0) for c in row]
+    return [i / BINS for i in range(BINS)], window_store.score_histogram(db, device_id, since, BINS)
 
 
 def latency_percentiles(db: Database, window: DeviceWindow) -> dict[str, dict[int, float]]:
@@ -127,7 +104,6 @@ def latency_percentiles(db: Database, window: DeviceWindow) -> dict[str, dict[in
     if not n:
         return {"infer": {}, "total": {}}
     ranks = {p: -(-p * n // 100) for p in PERCENTILES}
-    sql = RANKED.format(ranks=", ".join("?" for _ in ranks))
-    rows = db.query(sql, (window.device_id, window.since, *ranks.values(), *ranks.values()))
-    by_rank = {"infer": {ri: infer for ri, _, infer, _ in rows}, "total": {rt: total for _, rt, _, total in rows}}
+    rows = window_store.ranked(db, window.device_id, window.since, list(ranks.values()))
+    by_rank = {"infer": {r.infer_rank: r.infer_ms for r in rows}, "total": {r.total_rank: r.total_ms for r in rows}}
     return {kind: {p: values[rank] for p, rank in ranks.items() if rank in values} for kind, values in by_rank.items()}

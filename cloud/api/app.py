@@ -18,6 +18,8 @@ from cloud.api import gauges, samples
 from cloud.api.auth import protect_writes
 from cloud.api.window import Confidence, Window, confidence_report, window_report
 from cloud.store import Database
+from cloud.store import devices as device_store
+from cloud.store import predictions as prediction_store
 from common import protocol
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
@@ -41,11 +43,6 @@ class Device(BaseModel):
     drift_basis: DriftBasis
 
 
-DEVICES = """SELECT d.device_id, d.state, d.last_seen, d.model_name, d.model_version, d.device_group, d.backend,
-    d.fps, d.message, COALESCE(p.n, 0), COALESCE(p.lo, 0), COALESCE(p.hi, 0)
-    FROM devices d LEFT JOIN (
-        SELECT device_id, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM predictions GROUP BY device_id
-    ) p ON p.device_id = d.device_id ORDER BY d.device_id"""
 WINDOW = Query(None, gt=0, description="seconds back from now (default: the service's window)")
 LOW = Query(LOW_CONFIDENCE, ge=0, le=1, description="a top-1 score under this is low confidence")
 
@@ -67,8 +64,8 @@ def create_app(
 
     def fleet(seconds: float):
         """The devices' rows, their windows and their drift."""
-        rows = db.query(DEVICES)
-        windows = fleet_windows(db, [r[0] for r in rows], time.time() - seconds)
+        rows = device_store.fleet(db)
+        windows = fleet_windows(db, [r.device_id for r in rows], time.time() - seconds)
         return rows, windows, fleet_drift(db, windows.values())
 
     @app.get("/api/devices", response_model=list[Device])
@@ -77,32 +74,28 @@ def create_app(
         rows, windows, drifts = fleet(seconds)
         return [
             Device(
-                device_id=row[0],
-                state=row[1],
-                last_seen=row[2],
-                model=protocol.ModelRef(name=row[3], version=row[4]) if row[3] else None,
-                device_group=row[5],
-                backend=row[6],
-                fps=row[7],
-                message=row[8],
-                predictions=row[9],
-                missing=(row[11] - row[10] + 1 - row[9]) if row[9] else 0,  # gaps in seq
+                device_id=row.device_id,
+                state=row.state,
+                last_seen=row.last_seen,
+                model=protocol.ModelRef(name=row.model_name, version=row.model_version) if row.model_name else None,
+                device_group=row.device_group,
+                backend=row.backend,
+                fps=row.fps,
+                message=row.message,
+                predictions=row.predictions,
+                missing=(row.last_seq - row.first_seq + 1 - row.predictions) if row.predictions else 0,  # gaps in seq
                 window=seconds,
-                window_predictions=windows[row[0]].total.predictions,
-                window_fps=windows[row[0]].fps,
-                drift=drifts[row[0]].value,
-                drift_basis=drifts[row[0]].basis,
+                window_predictions=windows[row.device_id].total.predictions,
+                window_fps=windows[row.device_id].fps,
+                drift=drifts[row.device_id].value,
+                drift_basis=drifts[row.device_id].basis,
             )
             for row in rows
         ]
 
     @app.get("/api/devices/{device_id}/labels", response_model=dict[str, int])
     def labels(device_id: str, window: float = Query(3600, gt=0, description="seconds back from now")) -> dict:
-        rows = db.query(
-            "SELECT label, COUNT(*) FROM predictions WHERE device_id = ? AND ts >= ? GROUP BY label ORDER BY label",
-            (device_id, time.time() - window),
-        )
-        return dict(rows)
+        return prediction_store.label_counts(db, device_id, time.time() - window)
 
     @app.get("/api/devices/{device_id}/confidence", response_model=Confidence)
     def confidence(
@@ -116,12 +109,12 @@ def create_app(
     @app.get("/api/devices/{device_id}/window", response_model=Window)
     def device_window(device_id: str, window: float | None = WINDOW, low_threshold: float = LOW) -> Window:
         """Counts, confidence, latency, fps and label drift of one device over a sliding window."""
-        telemetry = db.query("SELECT fps FROM devices WHERE device_id = ?", (device_id,))
-        if not telemetry:
+        device = device_store.get(db, device_id)
+        if device is None:
             raise HTTPException(404, "no such device")
         seconds = window or window_s
         found = fleet_windows(db, [device_id], time.time() - seconds, low_threshold)
-        return window_report(db, found[device_id], seconds, fleet_drift(db, found.values())[device_id], telemetry[0][0])
+        return window_report(db, found[device_id], seconds, fleet_drift(db, found.values())[device_id], device.fps)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> str:
@@ -130,7 +123,7 @@ def create_app(
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:
         rows, windows, drifts = fleet(window_s)
-        per_device = {r[0]: gauges.values(windows[r[0]], drifts[r[0]], r[7]) for r in rows}
+        per_device = {r.device_id: gauges.values(windows[r.device_id], drifts[r.device_id], r.fps) for r in rows}
         return metrics.render() + gauges.render(per_device, window_s, LOW_CONFIDENCE)
 
     app.include_router(samples.router(db, data_dir, metrics))

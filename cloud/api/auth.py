@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "EDGELOOP_API_TOKEN"
-WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+READS = {"GET", "HEAD", "OPTIONS"}  # every other method may write, so takes the token
 
 
 def protect_writes(app: FastAPI, token: str | None) -> None:
@@ -24,7 +24,7 @@ def protect_writes(app: FastAPI, token: str | None) -> None:
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):
-        if request.method in WRITES and request.url.path.startswith("/api/"):
+        if request.method not in READS and request.url.path.startswith("/api/"):
             given = request.headers.get("authorization", "").encode()
             if not secrets.compare_digest(given, expected):
                 return JSONResponse(

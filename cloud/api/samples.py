@@ -3,6 +3,7 @@ and a person's decisions (label or discard), which cloud.labelling turns into tr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Literal
@@ -15,13 +16,10 @@ from cloud import labelling
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.writer import sample_path
 from cloud.store import Database
+from cloud.store import samples as sample_store
 from common import protocol
 
 log = logging.getLogger(__name__)
-
-COLUMNS = ("id", "device_id", "seq", "ts", "predicted", "score", "reason", "status", "label", "labelled_at",
-           "dataset_path")  # fmt: skip
-SELECT = f"SELECT {', '.join(COLUMNS)}, model_name, model_version FROM samples"
 
 
 class SampleOut(BaseModel):
@@ -44,12 +42,10 @@ class LabelIn(BaseModel):
     label: str = Field(description="1-64 of A-Z a-z 0-9 _ . - (it becomes a folder name)")
 
 
-def _out(row: tuple) -> SampleOut:
-    return SampleOut(
-        **dict(zip(COLUMNS, row[: len(COLUMNS)], strict=True)),
-        model=protocol.ModelRef(name=row[-2], version=row[-1]),
-        url=f"/samples/{row[0]}.jpg",
-    )
+def _out(sample: sample_store.StoredSample) -> SampleOut:
+    values = dataclasses.asdict(sample)
+    model = protocol.ModelRef(name=values.pop("model_name"), version=values.pop("model_version"))
+    return SampleOut(**values, model=model, url=f"/samples/{sample.id}.jpg")
 
 
 def router(db: Database, data_dir: Path, metrics: Metrics) -> APIRouter:
@@ -65,15 +61,16 @@ def router(db: Database, data_dir: Path, metrics: Metrics) -> APIRouter:
         except labelling.LabelError as exc:
             log.info("refused a decision on sample %s: %s", sample_id[:12], exc)
             raise HTTPException(422, str(exc)) from exc
-        return _out(db.query(f"{SELECT} WHERE id = ?", (sample_id,))[0])
+        stored = sample_store.get(db, sample_id)
+        if stored is None:
+            raise HTTPException(404, "no such sample")
+        return _out(stored)
 
     @api.get("/api/samples", response_model=list[SampleOut])
     def samples(
         status: Literal["unlabelled", "labelled", "discarded"] = "unlabelled", limit: int = Query(100, ge=1, le=1000)
     ) -> list[SampleOut]:
-        order = "received" if status == "unlabelled" else "labelled_at"  # newest first: arrived, or decided
-        rows = db.query(f"{SELECT} WHERE status = ? ORDER BY {order} DESC, id LIMIT ?", (status, limit))
-        return [_out(r) for r in rows]
+        return [_out(s) for s in sample_store.with_status(db, status, limit)]
 
     @api.get("/samples/{sample_id}.jpg", response_class=FileResponse)
     def sample_picture(sample_id: str) -> FileResponse:

@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 
 from cloud.registry import gate
 from cloud.registry.versions import Registry, RegistryError, Version
+from cloud.store import devices as device_store
 from common import protocol
 from common.mqtt.client import make_client
 from common.mqtt.url import BrokerAddress
@@ -123,13 +124,8 @@ class Rollout:
         current = self.registry.promoted(name)
         if current is None or not current.rollout_groups:
             return False
-        marks = ", ".join("?" for _ in current.rollout_groups)
-        rows = self.registry.db.query(
-            f"SELECT model_version FROM devices WHERE device_group IN ({marks}) AND state = 'online' "
-            "AND model_name = ? AND last_seen >= ?",
-            (*current.rollout_groups, name, time.time() - stale_s),
-        )
-        return bool(rows) and all(v == current.version for (v,) in rows)
+        running = device_store.online_versions(self.registry.db, current.rollout_groups, name, time.time() - stale_s)
+        return bool(running) and all(v == current.version for v in running)
 
     def _promoted(self, name: str) -> Version:
         current = self.registry.promoted(name)

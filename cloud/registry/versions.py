@@ -4,48 +4,21 @@ parent, trigger, state and the gate's verdict. States: candidate, promoted, reje
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.store import Database
+from cloud.store import models as model_store
+from cloud.store.models import TrainingImage, Version
 from common import bundle
 
 log = logging.getLogger(__name__)
 
-COLUMNS = "name, version, state, created, parent, trigger, job_id, sha256, metrics, label_counts, gate, promoted_at, "
-COLUMNS += "rollout_groups"
-
 
 class RegistryError(Exception):
     """An unknown model or version, or a change the registry refuses."""
-
-
-@dataclass(frozen=True)
-class Version:
-    name: str
-    version: str
-    state: str
-    created: float
-    parent: str | None
-    trigger: str | None
-    job_id: str | None
-    sha256: str
-    metrics: dict
-    label_counts: dict[str, int]
-    gate: dict | None
-    promoted_at: float | None
-    rollout_groups: list[str] | None
-
-    @classmethod
-    def from_row(cls, row: tuple) -> Version:
-        values = list(row)
-        for i in (8, 9, 10, 12):
-            values[i] = json.loads(values[i]) if values[i] is not None else None
-        return cls(*values)
 
 
 class Registry:
@@ -69,76 +42,54 @@ class Registry:
         images = bundle.training_images(loaded)
         counts = Counter(row["label"] for row in images if row["split"] == "train")
         parent = self.promoted(meta.name)
-        with self.db.transaction() as cur:
-            cur.execute(
-                f"INSERT INTO models ({COLUMNS}) VALUES (?, ?, 'candidate', ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
-                (meta.name, meta.version, time.time(), parent.version if parent else None, trigger, job_id,
-                 bundle.sha256_file(archive), meta.metrics.model_dump_json(), json.dumps(dict(sorted(counts.items())))),
-            )  # fmt: skip
-            cur.executemany(
-                "INSERT INTO model_images (name, version, sha256, label, split) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (name, version, sha256) DO NOTHING",
-                [(meta.name, meta.version, r["sha256"], r["label"], r["split"]) for r in images],
-            )
+        model_store.add(
+            self.db,
+            name=meta.name,
+            version=meta.version,
+            created=time.time(),
+            parent=parent.version if parent else None,
+            trigger=trigger,
+            job_id=job_id,
+            sha256=bundle.sha256_file(archive),
+            metrics_json=meta.metrics.model_dump_json(),
+            label_counts=dict(sorted(counts.items())),
+            images=[TrainingImage(r["sha256"], r["label"], r["split"]) for r in images],
+        )
         log.info(
             "registered %s %s (%d images, parent %s)", meta.name, meta.version, len(images), parent and parent.version
         )
         return self.get(meta.name, meta.version)
 
     def get(self, name: str, version: str) -> Version:
-        rows = self.db.query(f"SELECT {COLUMNS} FROM models WHERE name = ? AND version = ?", (name, version))
-        if not rows:
+        found = model_store.get(self.db, name, version)
+        if found is None:
             raise RegistryError(f"no version {version!r} of model {name!r} in the registry")
-        return Version.from_row(rows[0])
+        return found
 
     def list(self, name: str | None = None) -> list[Version]:
-        where, params = ("WHERE name = ?", (name,)) if name else ("", ())
-        rows = self.db.query(f"SELECT {COLUMNS} FROM models {where} ORDER BY name, created DESC", params)
-        return [Version.from_row(r) for r in rows]
+        return model_store.listing(self.db, name)
 
     def promoted(self, name: str) -> Version | None:
-        rows = self.db.query(f"SELECT {COLUMNS} FROM models WHERE name = ? AND state = 'promoted'", (name,))
-        return Version.from_row(rows[0]) if rows else None
+        return model_store.promoted(self.db, name)
 
-    def images(self, name: str, version: str) -> list[tuple[str, str, str]]:
-        """(sha256, label, split) of every image the version was trained and tested on."""
-        return self.db.query(
-            "SELECT sha256, label, split FROM model_images WHERE name = ? AND version = ? ORDER BY sha256",
-            (name, version),
-        )
+    def images(self, name: str, version: str) -> list[TrainingImage]:
+        """Every image the version was trained and tested on, by sha256."""
+        return model_store.images(self.db, name, version)
 
     def decide(self, version: Version, promote: bool, gate: dict) -> None:
         """Record the gate's verdict on a candidate: rejected, or left for promotion."""
         state = "candidate" if promote else "rejected"
-        with self.db.transaction() as cur:
-            cur.execute(
-                "UPDATE models SET state = ?, gate = ? WHERE name = ? AND version = ?",
-                (state, json.dumps(gate), version.name, version.version),
-            )
+        model_store.set_gate(self.db, version.name, version.version, state, gate)
 
     def set_promoted(self, version: Version, groups: list[str] | None) -> Version | None:
         """Make `version` the promoted one (the previous one retires); returns the previous."""
         previous = self.promoted(version.name)
-        with self.db.transaction() as cur:
-            cur.execute("UPDATE models SET state = 'retired' WHERE name = ? AND state = 'promoted'", (version.name,))
-            cur.execute(
-                "UPDATE models SET state = 'promoted', promoted_at = ?, rollout_groups = ? "
-                "WHERE name = ? AND version = ?",
-                (time.time(), json.dumps(groups) if groups else None, version.name, version.version),
-            )
+        model_store.promote(self.db, version.name, version.version, time.time(), groups)
         return previous
 
     def previous(self, name: str) -> Version | None:
         """The version promoted before the current one: what a rollback returns to."""
-        rows = self.db.query(
-            f"SELECT {COLUMNS} FROM models WHERE name = ? AND state = 'retired' AND promoted_at IS NOT NULL "
-            "ORDER BY promoted_at DESC LIMIT 1",
-            (name,),
-        )
-        return Version.from_row(rows[0]) if rows else None
+        return model_store.previous(self.db, name)
 
     def set_state(self, version: Version, state: str) -> None:
-        with self.db.transaction() as cur:
-            cur.execute(
-                "UPDATE models SET state = ? WHERE name = ? AND version = ?", (state, version.name, version.version)
-            )
+        model_store.set_state(self.db, version.name, version.version, state)

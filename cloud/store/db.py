@@ -78,13 +78,13 @@ class Database:
         return sql.replace("MAX2(", "MAX(")
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self) -> Iterator[Cursor]:
         """A cursor inside BEGIN … COMMIT (ROLLBACK on error)."""
         with self._lock:
             cursor = self._conn.cursor()
             cursor.execute("BEGIN")
             try:
-                yield _Cursor(cursor, self._sql)
+                yield Cursor(cursor, self._sql)
             except BaseException:
                 try:
                     cursor.execute("ROLLBACK")
@@ -135,7 +135,7 @@ def _statement_sizes(n: int) -> list[int]:
     ]
 
 
-class _Cursor:
+class Cursor:
     def __init__(self, cursor: Any, translate) -> None:
         self._cursor = cursor
         self._translate = translate

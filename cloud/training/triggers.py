@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.store import Database
+from cloud.store import predictions as prediction_store
+from cloud.store import samples as sample_store
 from cloud.training.jobs import Jobs
 from common import protocol
 
@@ -88,10 +90,7 @@ class TriggerLoop(threading.Thread):
         if p.every_h is not None and now - last >= p.every_h * 3600:
             return f"periodic: last training {(now - last) / 3600:.1f} h ago (every {p.every_h} h)"
         if p.after_labels is not None:
-            fresh = self.db.query(
-                "SELECT COUNT(*) FROM samples WHERE status = 'labelled' AND dataset_path LIKE ? AND labelled_at > ?",
-                (f"datasets/{model}/%", last),
-            )[0][0]
+            fresh = sample_store.labelled_since(self.db, f"datasets/{model}/", last)
             if fresh >= p.after_labels:
                 return f"data: {fresh} new labelled samples (threshold {p.after_labels})"
         return self._drift(model, now) if now - last >= p.window_s else None  # one drift training per window
@@ -99,12 +98,12 @@ class TriggerLoop(threading.Thread):
     def _drift(self, model: str, now: float) -> str | None:
         p = self.policy
         if p.min_mean_confidence is not None:
-            n, mean = self.db.query(
-                "SELECT COUNT(*), AVG(score) FROM predictions WHERE model_name = ? AND ts >= ?",
-                (model, now - p.window_s),
-            )[0]
-            if n >= p.min_predictions and mean < p.min_mean_confidence:
-                return f"drift: mean confidence {mean:.3f} over {n} predictions (threshold {p.min_mean_confidence})"
+            fleet = prediction_store.confidence(self.db, model, now - p.window_s)
+            if fleet.predictions >= p.min_predictions and fleet.mean < p.min_mean_confidence:
+                return (
+                    f"drift: mean confidence {fleet.mean:.3f} over {fleet.predictions} predictions "
+                    f"(threshold {p.min_mean_confidence})"
+                )
         if p.max_label_drift is not None and self.label_drift is not None:
             drift = self.label_drift(model, p.window_s)
             if drift is not None and drift > p.max_label_drift:

@@ -13,10 +13,11 @@ from fastapi.testclient import TestClient
 from cloud.aggregator.drift import js_distance, largest_drift
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.parse import DeviceUpdate
-from cloud.aggregator.writer import Batch, prediction_row, write
+from cloud.aggregator.writer import Batch, write
 from cloud.api.app import create_app
 from cloud.api.gauges import escape
 from cloud.store import connect
+from cloud.store.predictions import prediction_row
 from common import protocol
 
 # cam-1's 20 predictions in the window: 12 daisy (8 at 0.9, 4 at 0.3), 6 roses (0.8, 0.6, 0.4 twice), 2 tulips at 0.2

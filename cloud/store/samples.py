@@ -1,0 +1,99 @@
+"""The samples table: a row per picture a device sent (by content hash), its provenance, and a
+person's decision on it (labelled or discarded, when, and where its training image went)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal, NamedTuple
+
+from cloud.store.db import Cursor, Database
+
+Status = Literal["unlabelled", "labelled", "discarded"]
+
+
+@dataclass(frozen=True)
+class StoredSample:
+    id: str
+    device_id: str
+    seq: int
+    ts: float
+    predicted: str
+    score: float
+    reason: str
+    status: Status
+    label: str | None
+    labelled_at: float | None
+    dataset_path: str | None  # relative to the data directory
+    model_name: str
+    model_version: str
+
+
+class Placement(NamedTuple):
+    """What a decision on a sample starts from: its model, and its training image if it has one."""
+
+    model_name: str
+    dataset_path: str | None
+
+
+_SELECT = f"SELECT {', '.join(f.name for f in fields(StoredSample))} FROM samples"
+_ORDER = {"unlabelled": "received", "labelled": "labelled_at", "discarded": "labelled_at"}  # arrived, or decided
+
+
+def insert(
+    cur: Cursor,
+    *,
+    sample_id: str,
+    device_id: str,
+    seq: int,
+    ts: float,
+    received: float,
+    model_name: str,
+    model_version: str,
+    predicted: str,
+    score: float,
+    reason: str,
+    size: int,
+) -> None:
+    """A new sample, unlabelled; one already stored (the same picture) is left as it is."""
+    cur.execute(
+        """INSERT INTO samples
+        (id, device_id, seq, ts, received, model_name, model_version, predicted, score, reason, bytes)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+        (sample_id, device_id, seq, ts, received, model_name, model_version, predicted, score, reason, size),
+    )
+
+
+def lock(cur: Cursor, sample_id: str) -> Placement | None:
+    """Take the row's write lock, then read it (None: no such sample). Two people deciding on the same
+    sample are serialised (PostgreSQL locks the row, SQLite the database): the last one wins."""
+    if not cur.execute("UPDATE samples SET status = status WHERE id = ?", (sample_id,)):
+        return None
+    cur.execute("SELECT model_name, dataset_path FROM samples WHERE id = ?", (sample_id,))
+    return Placement(*cur.fetchall()[0])
+
+
+def decide(cur: Cursor, sample_id: str, status: Status, label: str | None, at: float, dataset_path: str | None) -> None:
+    cur.execute(
+        "UPDATE samples SET status = ?, label = ?, labelled_at = ?, dataset_path = ? WHERE id = ?",
+        (status, label, at, dataset_path, sample_id),
+    )
+
+
+def get(db: Database, sample_id: str) -> StoredSample | None:
+    rows = db.query(f"{_SELECT} WHERE id = ?", (sample_id,))
+    return StoredSample(*rows[0]) if rows else None
+
+
+def with_status(db: Database, status: Status, limit: int) -> list[StoredSample]:
+    """Newest first: by arrival for the unlabelled, by decision for the others."""
+    rows = db.query(f"{_SELECT} WHERE status = ? ORDER BY {_ORDER[status]} DESC, id LIMIT ?", (status, limit))
+    return [StoredSample(*row) for row in rows]
+
+
+def labelled_since(db: Database, dataset_prefix: str, since: float) -> int:
+    """Samples labelled after `since` whose training image is under `dataset_prefix`."""
+    rows = db.query(
+        "SELECT COUNT(*) FROM samples WHERE status = 'labelled' AND dataset_path LIKE ? AND labelled_at > ?",
+        (dataset_prefix + "%", since),
+    )
+    return rows[0][0]
