@@ -106,7 +106,7 @@ class Ingest:
 
     def _next_batch(self) -> tuple[writer.Batch, list[tuple[int, int]]]:
         """Whatever arrives within batch_wait_s of the first message, up to batch_max."""
-        batch, acks = writer.Batch(), []
+        batch, acks = writer.Batch(), list[tuple[int, int]]()
         if not self._pending:
             self._arrived.wait(0.2)
             self._arrived.clear()

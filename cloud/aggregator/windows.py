@@ -60,7 +60,7 @@ class DeviceWindow:
     @property
     def fps(self) -> float | None:
         """Predictions per second over the time they span: n predictions are n - 1 intervals."""
-        if self.total.predictions < 2 or self.last_ts == self.first_ts:
+        if self.total.predictions < 2 or self.last_ts is None or self.first_ts is None or self.last_ts == self.first_ts:
             return None
         return (self.total.predictions - 1) / (self.last_ts - self.first_ts)
 

@@ -35,8 +35,8 @@ def judge(candidate: Path, promoted: Path | None, dataset_dir: Path, margin: flo
     training = cand.meta.training
     dataset = scan(
         dataset_dir,
-        float(training.get("validation_percentage", 10)),
-        float(training.get("testing_percentage", 10)),
+        float(str(training.get("validation_percentage", 10))),
+        float(str(training.get("testing_percentage", 10))),
     )
     test = [dataset.records[i] for i in dataset.indices("test")]
     paths, labels = [r.path for r in test], [dataset.labels[r.label] for r in test]

@@ -4,6 +4,7 @@ parent, trigger, state and the gate's verdict. States: candidate, promoted, reje
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from collections import Counter
@@ -72,7 +73,7 @@ class Registry:
     def promoted(self, name: str) -> Version | None:
         return model_store.promoted(self.db, name)
 
-    def images(self, name: str, version: str) -> list[TrainingImage]:
+    def images(self, name: str, version: str) -> builtins.list[TrainingImage]:
         """Every image the version was trained and tested on, by sha256."""
         return model_store.images(self.db, name, version)
 
@@ -81,7 +82,7 @@ class Registry:
         state = "candidate" if promote else "rejected"
         model_store.set_gate(self.db, version.name, version.version, state, gate)
 
-    def set_promoted(self, version: Version, groups: list[str] | None) -> Version | None:
+    def set_promoted(self, version: Version, groups: builtins.list[str] | None) -> Version | None:
         """Make `version` the promoted one (the previous one retires); returns the previous."""
         previous = self.promoted(version.name)
         model_store.promote(self.db, version.name, version.version, time.time(), groups)

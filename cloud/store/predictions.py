@@ -7,7 +7,7 @@ parsing itself. Nothing outside this module indexes one."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from pydantic import TypeAdapter
 
@@ -18,7 +18,10 @@ from common import protocol
 _COLUMNS = ("device_id", "seq", "ts", "model_name", "model_version", "label", "score", "top_k", "infer_ms",
             "total_ms", "received")  # fmt: skip
 Row = tuple[str, int, float, str, str, str, float, str, float, float, float]
-_DEVICE, _TS, _MODEL_NAME, _MODEL_VERSION = map(_COLUMNS.index, ("device_id", "ts", "model_name", "model_version"))
+_DEVICE: Final = 0  # positions in _COLUMNS
+_TS: Final = 2
+_MODEL_NAME: Final = 3
+_MODEL_VERSION: Final = 4
 
 _INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)})"
 _TOP_K = TypeAdapter(list[protocol.Score])

@@ -99,7 +99,7 @@ class TriggerLoop(threading.Thread):
         p = self.policy
         if p.min_mean_confidence is not None:
             fleet = prediction_store.confidence(self.db, model, now - p.window_s)
-            if fleet.predictions >= p.min_predictions and fleet.mean < p.min_mean_confidence:
+            if fleet.predictions >= p.min_predictions and fleet.mean is not None and fleet.mean < p.min_mean_confidence:
                 return (
                     f"drift: mean confidence {fleet.mean:.3f} over {fleet.predictions} predictions "
                     f"(threshold {p.min_mean_confidence})"
