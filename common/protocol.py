@@ -2,93 +2,58 @@
 
 Devices publish under `{prefix}/devices/{device_id}/…`; the cloud announces models under
 `{prefix}/models/{name}`. Payloads are JSON, except samples: a JPEG whose prediction travels in
-the MQTT v5 user property `meta`. Parsers raise ProtocolError on anything malformed, so a
-long-running service can count it and carry on.
+the MQTT v5 user property `meta`. WIRE, at the end, is the table of message kinds that publishers,
+subscribers, the broker's ACL and the reference all read. Parsers raise ProtocolError on anything
+malformed, with a reason a long-running service counts before carrying on.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA = 1
 DEFAULT_PREFIX = "edgeloop"
-QOS_PREDICTIONS = 1
-QOS_SAMPLES = 1
-QOS_TELEMETRY = 0
-QOS_STATUS = 1
-QOS_COMMANDS = 1
-QOS_MODELS = 1
 SAMPLE_META_PROPERTY = "meta"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class ProtocolError(ValueError):
-    """A payload or topic that does not follow this protocol."""
+    """A payload or topic that does not follow this protocol. `reason` is what the aggregator counts
+    it under (`edgeloop_rejected_by_reason_total`): bad_json, schema, bad_topic or bad_id."""
+
+    def __init__(self, message: str, reason: str = "schema") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def check_id(value: str, what: str = "device id") -> str:
     """Ids become topic levels and file names: no wildcards, slashes or dots at the start."""
     if not _ID.fullmatch(value):
-        raise ProtocolError(f"invalid {what} {value!r}: use 1-64 of A-Z a-z 0-9 _ . -")
+        raise ProtocolError(f"invalid {what} {value!r}: use 1-64 of A-Z a-z 0-9 _ . -", "bad_id")
     return value
 
 
-class Topics:
-    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
-        self.prefix = prefix.rstrip("/")
-
-    def device(self, device_id: str, kind: str) -> str:
-        return f"{self.prefix}/devices/{check_id(device_id)}/{kind}"
-
-    def predictions(self, device_id: str) -> str:
-        return self.device(device_id, "predictions")
-
-    def samples(self, device_id: str) -> str:
-        return self.device(device_id, "samples")
-
-    def telemetry(self, device_id: str) -> str:
-        return self.device(device_id, "telemetry")
-
-    def status(self, device_id: str) -> str:
-        return self.device(device_id, "status")
-
-    def commands(self, device_id: str) -> str:
-        return self.device(device_id, "commands")
-
-    def model(self, name: str) -> str:
-        return f"{self.prefix}/models/{check_id(name, 'model name')}"
-
-    def retrain(self) -> str:
-        return f"{self.prefix}/commands/retrain"
-
-    def all_devices(self, kind: str = "+") -> str:
-        return f"{self.prefix}/devices/+/{kind}"
-
-    def parse_device_topic(self, topic: str) -> tuple[str, str]:
-        """`…/devices/{id}/{kind}` -> (id, kind)."""
-        parts = topic.split("/")
-        head = self.prefix.split("/")
-        if len(parts) != len(head) + 3 or parts[: len(head)] != head or parts[len(head)] != "devices":
-            raise ProtocolError(f"not a device topic: {topic!r}")
-        return check_id(parts[-2]), parts[-1]
+_Self = TypeVar("_Self", bound="_Payload")
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
     def encode(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
+        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
 
     @classmethod
-    def decode(cls, payload: bytes | str):
+    def decode(cls: type[_Self], payload: bytes | str) -> _Self:
         try:
-            return cls.__pydantic_validator__.validate_json(payload)  # model_validate_json, less a wrapper
-        except (ValidationError, ValueError) as exc:
-            raise ProtocolError(f"malformed {cls.__name__}: {exc}") from exc
+            parsed: _Self = cls.__pydantic_validator__.validate_json(payload)  # model_validate_json, less a wrapper
+            return parsed
+        except ValueError as exc:  # pydantic's ValidationError among them
+            not_json = isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
+            raise ProtocolError(f"malformed {cls.__name__}: {exc}", "bad_json" if not_json else "schema") from exc
 
 
 class ModelRef(_Payload):
@@ -106,30 +71,29 @@ class Latency(_Payload):
     total: float = Field(ge=0, description="ms from capture to publish")
 
 
-class Prediction(_Payload):
-    schema_: int = Field(SCHEMA, alias="schema")
+class Classification(_Payload):
+    """What the model said about one frame: the fields a prediction and a sample's meta share."""
+
     device_id: str
     seq: int = Field(ge=0, lt=2**63, description="+1 per prediction per device, kept across restarts")
     ts: float = Field(description="the frame's capture time, Unix seconds")
     model: ModelRef
     top_k: list[Score] = Field(min_length=1)
+
+
+class Prediction(Classification):
+    schema_: int = Field(SCHEMA, alias="schema")
     latency_ms: Latency
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False)
 
-    def encode(self) -> bytes:
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
-
-
-class SampleMeta(_Payload):
+class SampleMeta(Classification):
     """What travels beside a sample's JPEG: why it was picked and what the model said."""
 
-    device_id: str
-    seq: int = Field(ge=0, lt=2**63)
-    ts: float
-    model: ModelRef
-    top_k: list[Score] = Field(min_length=1)
     reason: Literal["low_confidence", "random"]
+
+    @classmethod
+    def of(cls, prediction: Prediction, reason: str) -> SampleMeta:
+        return cls(**{name: getattr(prediction, name) for name in Classification.model_fields}, reason=reason)
 
 
 class Status(_Payload):
@@ -139,6 +103,33 @@ class Status(_Payload):
     backend: str | None = None
     message: str | None = None
     group: str | None = Field(None, description="the device's rollout group (canary rollouts target groups)")
+
+
+class Percentiles(_Payload):
+    infer_p50: float = Field(ge=0, description="ms in the backend")
+    infer_p99: float = Field(ge=0)
+    total_p50: float = Field(ge=0, description="ms from capture to publish")
+    total_p99: float = Field(ge=0)
+
+
+class Telemetry(_Payload):
+    """A device's figures every --telemetry-interval-s. Open-ended: keys beyond these (what a Jetson
+    reports and a PC does not) are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True, allow_inf_nan=False)
+
+    schema_: int = Field(SCHEMA, alias="schema")
+    device_id: str | None = None
+    ts: float | None = Field(None, description="when the figures were taken, Unix seconds")
+    model: ModelRef | None = Field(None, description="the model the device runs")
+    backend: str | None = None
+    fps: float | None = Field(None, ge=0, description="frames classified per second since the start")
+    latency_ms: Percentiles | None = Field(None, description="over the last 1000 frames")
+    frames: dict[str, int] | None = Field(None, description="captured, dropped, bad, processed, published…")
+    samples: dict[str, int] | None = Field(None, description="samples sent by reason, and rate-limited")
+    outbox: dict[str, int] | None = Field(None, description="predictions pending and dropped")
+    mqtt: dict[str, int] | None = Field(None, description="published, acknowledged, refused, skipped, reconnects…")
+    system: dict[str, Any] | None = Field(None, description="CPU, GPU, memory, temperatures, power (jtop or psutil)")
 
 
 class Announcement(_Payload):
@@ -162,6 +153,94 @@ class RetrainRequest(_Payload):
     reason: str = "manual"
 
 
-def telemetry(values: dict[str, object]) -> bytes:
-    """Telemetry is open-ended (what a Jetson reports differs from a PC): a flat JSON object."""
-    return json.dumps(values, separators=(",", ":")).encode()
+P = TypeVar("P", bound=_Payload)
+Party = Literal["device", "cloud"]
+
+
+@dataclass(frozen=True)
+class Kind(Generic[P]):
+    """One kind of message. `pattern` is its topic below the prefix, where `{device_id}` or
+    `{model_name}` is one level, filled in per message and `+` in a subscription. The payload model
+    parses the body, or for samples the user property `meta_property` beside a JPEG body. `sender`
+    and `receiver` are what the broker's ACL grants: "cloud" is any client with the cloud's
+    credentials (the service, its commands, an operator)."""
+
+    name: str
+    pattern: str
+    qos: Literal[0, 1]
+    retain: bool
+    payload: type[P] | None  # None: not defined yet
+    sender: Party
+    receiver: Party
+    meta_property: str | None = None
+    last_will: bool = False
+
+    def decode(self, payload: bytes | str) -> P:
+        """The payload parsed by this kind's model; ProtocolError for anything else."""
+        if self.payload is None:
+            raise ProtocolError(f"{self.name} messages have no payload model yet", "schema")
+        return self.payload.decode(payload)
+
+
+# The table:        name, topic below the prefix, QoS, retain, payload model, sender, receiver, [meta property]
+PREDICTIONS = Kind("predictions", "devices/{device_id}/predictions", 1, False, Prediction, "device", "cloud")
+SAMPLES = Kind("samples", "devices/{device_id}/samples", 1, False, SampleMeta, "device", "cloud", SAMPLE_META_PROPERTY)
+TELEMETRY = Kind("telemetry", "devices/{device_id}/telemetry", 0, False, Telemetry, "device", "cloud")
+STATUS = Kind("status", "devices/{device_id}/status", 1, True, Status, "device", "cloud", last_will=True)
+COMMANDS: Kind[_Payload] = Kind("commands", "devices/{device_id}/commands", 1, False, None, "cloud", "device")
+MODELS = Kind("models", "models/{model_name}", 1, True, Announcement, "cloud", "device")
+RETRAIN = Kind("retrain", "commands/retrain", 1, False, RetrainRequest, "cloud", "cloud")
+WIRE: tuple[Kind[Any], ...] = (PREDICTIONS, SAMPLES, TELEMETRY, STATUS, COMMANDS, MODELS, RETRAIN)
+_LEVELS = {"device_id": "device id", "model_name": "model name"}
+
+
+class Topics:
+    """The topics of WIRE's kinds under one prefix."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix.rstrip("/")
+
+    def topic(self, kind: Kind[Any], **levels: str) -> str:
+        """One message's topic; each level is checked (an id with a wildcard or a slash is refused)."""
+        return f"{self.prefix}/" + kind.pattern.format(**{k: check_id(v, _LEVELS[k]) for k, v in levels.items()})
+
+    def filter(self, kind: Kind[Any]) -> str:
+        """Every topic of a kind, for a subscription."""
+        return f"{self.prefix}/" + kind.pattern.format(**dict.fromkeys(_LEVELS, "+"))
+
+    def device(self, device_id: str, kind: str) -> str:
+        return f"{self.prefix}/devices/{check_id(device_id)}/{kind}"
+
+    def predictions(self, device_id: str) -> str:
+        return self.topic(PREDICTIONS, device_id=device_id)
+
+    def samples(self, device_id: str) -> str:
+        return self.topic(SAMPLES, device_id=device_id)
+
+    def telemetry(self, device_id: str) -> str:
+        return self.topic(TELEMETRY, device_id=device_id)
+
+    def status(self, device_id: str) -> str:
+        return self.topic(STATUS, device_id=device_id)
+
+    def commands(self, device_id: str) -> str:
+        return self.topic(COMMANDS, device_id=device_id)
+
+    def model(self, name: str) -> str:
+        return self.topic(MODELS, model_name=name)
+
+    def retrain(self) -> str:
+        return self.topic(RETRAIN)
+
+    def parse_device_topic(self, topic: str) -> tuple[str, str]:
+        """`…/devices/{id}/{kind}` -> (id, kind)."""
+        parts = topic.split("/")
+        head = self.prefix.split("/")
+        if (
+            len(parts) != len(head) + 3
+            or parts[: len(head)] != head
+            or parts[len(head)] != "devices"
+            or not _ID.fullmatch(parts[-2])
+        ):
+            raise ProtocolError(f"not a device topic: {topic!r}", "bad_topic")
+        return parts[-2], parts[-1]

@@ -52,7 +52,6 @@ class Pipeline:
         self.classifier = classifier
         self.capture = capture
         self.publisher = publisher
-        self.topics = publisher.topics
         self.policy = PublishPolicy(cfg.publish, cfg.interval_ms)
         self.sampler = Sampler(cfg.sample_threshold, cfg.sample_random_share, cfg.samples_per_minute)
         self.counts = {"processed": 0, "published": 0, "errors": 0, "samples": 0}
@@ -108,7 +107,7 @@ class Pipeline:
             top_k=scores,
             latency_ms=protocol.Latency(infer=round(infer_ms, 3), total=round(max(total_ms, 0.0), 3)),
         )
-        self.publisher.submit(self.topics.predictions(self.cfg.device_id), prediction.encode(), seq)
+        self.publisher.submit(protocol.PREDICTIONS, prediction.encode(), seq)
         self.total_ms.append(total_ms)
         self.counts["published"] += 1
         if reason := self.sampler.pick(top[0].score):
@@ -118,40 +117,37 @@ class Pipeline:
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         if not ok:
             return
-        meta = protocol.SampleMeta(
-            **prediction.model_dump(include={"device_id", "seq", "ts", "model", "top_k"}), reason=reason
-        )
+        meta = protocol.SampleMeta.of(prediction, reason)
         sent = self.publisher.publish_now(
-            self.topics.samples(self.cfg.device_id),
+            protocol.SAMPLES,
             jpeg.tobytes(),
-            protocol.QOS_SAMPLES,
             content_type="image/jpeg",
-            user_property=[(protocol.SAMPLE_META_PROPERTY, meta.model_dump_json())],
+            user_property=[(protocol.SAMPLES.meta_property, meta.encode().decode())],
         )
         self.counts["samples"] += int(sent)
 
-    def telemetry(self) -> dict[str, object]:
+    def telemetry(self, system: dict[str, object]) -> protocol.Telemetry:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         infer = np.array(self.infer_ms) if self.infer_ms else np.zeros(1)
         total = np.array(self.total_ms) if self.total_ms else np.zeros(1)
-        return {
-            "schema": protocol.SCHEMA,
-            "device_id": self.cfg.device_id,
-            "ts": time.time(),
-            "fps": round(self.counts["processed"] / elapsed, 2),
-            "backend": self.classifier.backend.name,
-            "model": self.classifier.model_ref.model_dump(),
-            "latency_ms": {
-                "infer_p50": round(float(np.percentile(infer, 50)), 3),
-                "infer_p99": round(float(np.percentile(infer, 99)), 3),
-                "total_p50": round(float(np.percentile(total, 50)), 3),
-                "total_p99": round(float(np.percentile(total, 99)), 3),
-            },
-            "frames": {**self.capture.counts, **self.counts},
-            "samples": self.sampler.counts,
-            "outbox": {"pending": self.publisher.pending(), "dropped": self.publisher.outbox.counter("dropped")},
-            "mqtt": dict(self.publisher.counts),
-        }
+        return protocol.Telemetry(
+            device_id=self.cfg.device_id,
+            ts=time.time(),
+            fps=round(self.counts["processed"] / elapsed, 2),
+            backend=self.classifier.backend.name,
+            model=self.classifier.model_ref,
+            latency_ms=protocol.Percentiles(
+                infer_p50=round(float(np.percentile(infer, 50)), 3),
+                infer_p99=round(float(np.percentile(infer, 99)), 3),
+                total_p50=round(float(np.percentile(total, 50)), 3),
+                total_p99=round(float(np.percentile(total, 99)), 3),
+            ),
+            frames={**self.capture.counts, **self.counts},
+            samples=self.sampler.counts,
+            outbox={"pending": self.publisher.pending(), "dropped": self.publisher.outbox.counter("dropped")},
+            mqtt=dict(self.publisher.counts),
+            system=system,
+        )
 
 
 class TelemetryLoop(threading.Thread):
@@ -165,12 +161,11 @@ class TelemetryLoop(threading.Thread):
 
     def run(self) -> None:
         stats = system_stats()
-        topic = self.pipeline.topics.telemetry(self.pipeline.cfg.device_id)
         try:
             while not self.stop.wait(self.interval_s):
                 try:
-                    values = {**self.pipeline.telemetry(), "system": stats.read()}
-                    self.pipeline.publisher.publish_now(topic, protocol.telemetry(values), protocol.QOS_TELEMETRY)
+                    telemetry = self.pipeline.telemetry(stats.read())
+                    self.pipeline.publisher.publish_now(protocol.TELEMETRY, telemetry.encode())
                 except Exception:
                     log.exception("telemetry failed; carrying on")
         finally:

@@ -40,9 +40,11 @@ class Publisher:
     ) -> None:
         self.address = address
         self.device_id = device_id
-        self.topics = topics
         self.outbox = outbox
         self._status = status
+        self._topics = {
+            kind: topics.topic(kind, device_id=device_id) for kind in protocol.WIRE if kind.sender == "device"
+        }
         self._queue: queue.Queue[tuple[str, bytes, int, dict | None]] = queue.Queue(maxsize=QUEUE_MAX)
         self._connected = threading.Event()
         self._stop = threading.Event()
@@ -61,7 +63,7 @@ class Publisher:
         self._refused: list[int] = []  # mids the broker answered with an error reason code
         self._client = make_client(address, f"edgeloop-{device_id}", ca_file)
         self._client.max_inflight_messages_set(100)
-        self._client.will_set(topics.status(device_id), status("offline").encode(), protocol.QOS_STATUS, True)
+        self._client.will_set(**self._status_message("offline"))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
@@ -102,11 +104,11 @@ class Publisher:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def submit(self, topic: str, payload: bytes, seq: int | None = None) -> None:
-        """Queue a QoS 1 message for the outbox; `seq` marks a prediction, to persist the counter."""
+    def submit(self, kind: protocol.Kind, payload: bytes, seq: int | None = None) -> None:
+        """Queue a message for the outbox (a QoS 1 kind); `seq` marks a prediction, to persist the counter."""
         try:
             self._queue.put_nowait(
-                (topic, payload, protocol.QOS_PREDICTIONS, {SEQ_COUNTER: seq} if seq is not None else None)
+                (self._topics[kind], payload, kind.qos, {SEQ_COUNTER: seq} if seq is not None else None)
             )
         except queue.Full:
             self.counts["dropped"] += 1
@@ -114,23 +116,33 @@ class Publisher:
     def announce(self, message: str | None = None) -> None:
         """Publish the current status (retained), e.g. after a model swap or a rejected update."""
         status = self._status("online").model_copy(update={"message": message})
-        self.publish_now(self.topics.status(self.device_id), status.encode(), protocol.QOS_STATUS, retain=True)
+        self.publish_now(protocol.STATUS, status.encode())
 
-    def publish_now(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, **properties) -> bool:
+    def publish_now(self, kind: protocol.Kind, payload: bytes, **properties) -> bool:
         """Send outside the outbox (telemetry, status, samples): skipped and counted when offline."""
         if not self.connected:
             self.counts["skipped_offline"] += 1
             return False
         props = publish_properties(**properties) if properties else None
-        info = self._client.publish(topic, payload, qos, retain, props)
+        info = self._client.publish(self._topics[kind], payload, kind.qos, kind.retain, props)
         return info.rc == mqtt.MQTT_ERR_SUCCESS
+
+    def _status_message(self, state: str) -> dict:
+        """paho's publish (or will_set) arguments for a status: its QoS and retain flag from the table."""
+        kind = protocol.STATUS
+        return {
+            "topic": self._topics[kind],
+            "payload": self._status(state).encode(),
+            "qos": kind.qos,
+            "retain": kind.retain,
+        }
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.error("broker refused the connection: %s", reason_code)
             return
         log.info("connected to %s", self.address)
-        client.publish(self.topics.status(self.device_id), self._status("online").encode(), protocol.QOS_STATUS, True)
+        client.publish(**self._status_message("online"))
         with self._subscriptions_lock:
             topics = list(self._subscriptions)
         for topic in topics:
@@ -230,9 +242,7 @@ class Publisher:
         self._thread.join()
         self._hand_over()
         if self.connected:
-            info = self._client.publish(
-                self.topics.status(self.device_id), self._status("offline").encode(), protocol.QOS_STATUS, True
-            )
+            info = self._client.publish(**self._status_message("offline"))
             try:
                 info.wait_for_publish(timeout=2)
             except (RuntimeError, ValueError):

@@ -8,6 +8,7 @@ drift from the code.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import typing
 from pathlib import Path
@@ -24,8 +25,9 @@ from common import protocol  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "reference.md"
-PAYLOADS = [protocol.Prediction, protocol.SampleMeta, protocol.Status, protocol.Announcement, protocol.RetrainRequest,
-            protocol.ModelRef, protocol.Score, protocol.Latency]  # fmt: skip
+PAYLOADS = [protocol.Prediction, protocol.SampleMeta, protocol.Telemetry, protocol.Status, protocol.Announcement,
+            protocol.RetrainRequest, protocol.ModelRef, protocol.Score, protocol.Latency,
+            protocol.Percentiles]  # fmt: skip
 COMMANDS = [("python -m edge run", EdgeConfig), ("python -m cloud serve", ServeConfig),
             ("python -m cloud retrain", RetrainConfig), ("python -m cloud sweep", SweepConfig)]  # fmt: skip
 
@@ -39,24 +41,20 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def _payload(kind: protocol.Kind) -> str:
+    if kind.payload is None:
+        return "JSON, not defined yet"
+    if kind.meta_property:
+        return f"JPEG; {kind.payload.__name__} in the user property `{kind.meta_property}`"
+    return kind.payload.__name__
+
+
 def topics() -> list[str]:
-    t = protocol.Topics()
-
-    def device(build) -> str:  # the builders check ids: build with a valid one, then show the placeholder
-        return build("DEVICE").replace("DEVICE", "{device_id}")
-
-    meta = f"JPEG; SampleMeta in the user property `{protocol.SAMPLE_META_PROPERTY}`"
-    rows = [
-        (device(t.predictions), protocol.QOS_PREDICTIONS, "no", "Prediction"),
-        (device(t.samples), protocol.QOS_SAMPLES, "no", meta),
-        (device(t.telemetry), protocol.QOS_TELEMETRY, "no", "flat JSON object (fps, backend, loads, temperatures…)"),
-        (device(t.status), protocol.QOS_STATUS, "yes, and the last will", "Status"),
-        (device(t.commands), protocol.QOS_COMMANDS, "no", "JSON commands to one device"),
-        (t.model("MODEL").replace("MODEL", "{model_name}"), protocol.QOS_MODELS, "yes", "Announcement"),
-        (t.retrain(), protocol.QOS_COMMANDS, "no", "RetrainRequest"),
-    ]
-    lines = ["| topic | QoS | retained | payload |", "|---|---|---|---|"]
-    lines += [f"| `{topic}` | {qos} | {retained} | {payload} |" for topic, qos, retained, payload in rows]
+    lines = ["| topic | from → to | QoS | retained | payload |", "|---|---|---|---|---|"]
+    for kind in protocol.WIRE:
+        retained = ("yes" if kind.retain else "no") + (", and the last will" if kind.last_will else "")
+        topic = f"{protocol.DEFAULT_PREFIX}/{kind.pattern}"
+        lines.append(f"| `{topic}` | {kind.sender} → {kind.receiver} | {kind.qos} | {retained} | {_payload(kind)} |")
     return lines
 
 
@@ -81,9 +79,17 @@ def render() -> str:
         "",
     ]
     out += ["## MQTT topics (prefix `edgeloop`)", "", *topics(), ""]
-    out += ["## Payloads", "", "JSON objects; unknown keys are ignored, NaN and infinities refused.", ""]
+    out += ["A device publishes only under its own id and reads only its commands and the announcements (the"]
+    out += ["broker's ACL, `deploy/mosquitto/acl`); `cloud` is any client with the cloud's credentials: the service,"]
+    out += ["its commands, an operator.", ""]
+    out += [
+        "## Payloads",
+        "",
+        "JSON objects; unknown keys are ignored (Telemetry keeps them), NaN and infinities refused.",
+    ]
+    out += [""]
     for model in PAYLOADS:
-        doc = (model.__doc__ or "").strip()
+        doc = inspect.cleandoc(model.__doc__ or "")
         out += [f"### {model.__name__}", "", *([doc, ""] if doc else []), *fields(model, flags=False), ""]
     out += ["## Command options", "", "Every option is a flag (dashed or underscored) and a key of the YAML file"]
     out += ["given with `--config`; flags win over the file, unknown keys are errors.", ""]

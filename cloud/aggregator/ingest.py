@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
 RECEIVE_MAXIMUM = 65535  # unacknowledged messages in flight: the broker keeps sending while a batch commits
-KINDS = {"predictions": 1, "samples": 1, "status": 1, "telemetry": 0}
+INGESTED = [kind for kind in protocol.WIRE if kind.sender == "device"]
 
 
 class Ingest:
@@ -57,7 +57,7 @@ class Ingest:
 
     def subscriptions(self) -> list[tuple[str, int]]:
         prefix = f"$share/{self.group}/" if self.group else ""
-        return [(prefix + self.topics.all_devices(kind), qos) for kind, qos in KINDS.items()]
+        return [(prefix + self.topics.filter(kind), kind.qos) for kind in INGESTED]
 
     def start(self) -> None:
         props = connect_properties(SESSION_EXPIRY_S)
@@ -83,7 +83,7 @@ class Ingest:
         """Only hands the message on: parsing happens in the writer thread, so that it overlaps with
         paho's socket work here instead of adding to it."""
         topic = message.topic
-        properties = message.properties if topic.endswith("/samples") else None
+        properties = message.properties if topic.endswith("/" + protocol.SAMPLES.name) else None
         self._pending.append((message.mid, message.qos, topic, message.payload, properties, time.time()))
         if not self._arrived.is_set():
             self._arrived.set()
@@ -91,15 +91,13 @@ class Ingest:
     def _parse(self, topic: str, payload: bytes, properties, received: float):
         try:
             device_id, kind = self.topics.parse_device_topic(topic)
-            if kind == "predictions":
+            if kind == protocol.PREDICTIONS.name:
                 return prediction_store.prediction_row(parse.prediction(device_id, payload), received)
-            if kind == "samples":
+            if kind == protocol.SAMPLES.name:
                 return parse.sample(device_id, payload, properties)
             return parse.device_update(device_id, kind, payload)  # the subscriptions let nothing else in
-        except protocol.ProtocolError:
-            return parse.Rejected("bad_topic")
-        except parse.Rejected as rejected:
-            return rejected
+        except protocol.ProtocolError as refused:  # parse.Rejected too: either names its reason
+            return refused
         except Exception as exc:  # whatever a hostile payload provokes, the service carries on
             log.warning("unexpected error on a message from %s: %r", topic, exc)
             return parse.Rejected("internal", repr(exc)[:200])
@@ -120,7 +118,7 @@ class Ingest:
             mid, qos, *message = self._pending.popleft()
             acks.append((mid, qos))
             parsed = self._parse(*message)
-            if isinstance(parsed, parse.Rejected):
+            if isinstance(parsed, protocol.ProtocolError):
                 self.metrics.reject(parsed.reason)
                 log.debug("rejected: %s", parsed)
             elif type(parsed) is tuple:

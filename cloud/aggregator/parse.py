@@ -4,22 +4,24 @@ here trusts the device: ids are checked, sizes are bounded, JPEGs are decoded be
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from common import images, protocol
+
+P = TypeVar("P")
 
 MAX_JSON_BYTES = 64 * 1024
 MAX_SAMPLE_BYTES = 8 * 1024 * 1024
 MAX_SAMPLE_PIXELS = 8192 * 8192  # a camera frame; a few KB of JPEG header may claim far more
 
 
-class Rejected(Exception):
+class Rejected(protocol.ProtocolError):
+    """A message refused, with the reason it is counted under: the protocol's own (bad_json, schema,
+    bad_topic) and the aggregator's (oversized, device_mismatch, bad_image, internal, unstorable)."""
+
     def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+        super().__init__(f"{reason}: {detail}" if detail else reason, reason)
 
 
 @dataclass(frozen=True)
@@ -36,17 +38,17 @@ class DeviceUpdate:
     values: dict[str, Any]
 
 
-def _decode_json(payload: bytes, model: type) -> Any:
+def _decode_json(payload: bytes, kind: protocol.Kind[P]) -> P:
     if len(payload) > MAX_JSON_BYTES:
         raise Rejected("oversized", f"{len(payload)} bytes")
     try:
-        return model.decode(payload)
+        return kind.decode(payload)
     except protocol.ProtocolError as exc:
-        raise Rejected("bad_json" if "json_invalid" in str(exc) or "Invalid JSON" in str(exc) else "schema") from exc
+        raise Rejected(exc.reason, str(exc)) from exc
 
 
 def prediction(device_id: str, payload: bytes) -> protocol.Prediction:
-    parsed = _decode_json(payload, protocol.Prediction)
+    parsed = _decode_json(payload, protocol.PREDICTIONS)
     if parsed.device_id != device_id:
         raise Rejected("device_mismatch", f"payload says {parsed.device_id!r} on {device_id!r}'s topic")
     return parsed
@@ -56,9 +58,9 @@ def sample(device_id: str, payload: bytes, properties: Any) -> Sample:
     if len(payload) > MAX_SAMPLE_BYTES:
         raise Rejected("oversized", f"{len(payload)} bytes")
     user = dict(getattr(properties, "UserProperty", None) or [])
-    if protocol.SAMPLE_META_PROPERTY not in user:
+    if protocol.SAMPLES.meta_property not in user:
         raise Rejected("schema", "sample without its meta property")
-    meta = _decode_json(user[protocol.SAMPLE_META_PROPERTY].encode(), protocol.SampleMeta)
+    meta = _decode_json(user[protocol.SAMPLES.meta_property].encode(), protocol.SAMPLES)
     if meta.device_id != device_id:
         raise Rejected("device_mismatch")
     if not payload.startswith(b"\xff\xd8"):
@@ -71,8 +73,8 @@ def sample(device_id: str, payload: bytes, properties: Any) -> Sample:
 
 
 def device_update(device_id: str, kind: str, payload: bytes) -> DeviceUpdate:
-    if kind == "status":
-        status = _decode_json(payload, protocol.Status)
+    if kind == protocol.STATUS.name:
+        status = _decode_json(payload, protocol.STATUS)
         values = {
             "state": status.state,
             "message": status.message,
@@ -82,15 +84,5 @@ def device_update(device_id: str, kind: str, payload: bytes) -> DeviceUpdate:
         if status.model:
             values |= {"model_name": status.model.name, "model_version": status.model.version}
         return DeviceUpdate(device_id, kind, values)
-    if len(payload) > MAX_JSON_BYTES:
-        raise Rejected("oversized")
-    try:
-        telemetry = json.loads(payload)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise Rejected("bad_json") from exc
-    if not isinstance(telemetry, dict):
-        raise Rejected("schema", "telemetry is not an object")
-    fps = telemetry.get("fps")
-    fps = float(fps) if isinstance(fps, float) or (isinstance(fps, int) and abs(fps) < 10**9) else None
-    values = {"fps": fps if fps is not None and math.isfinite(fps) else None, "telemetry": json.dumps(telemetry)}
-    return DeviceUpdate(device_id, kind, values)
+    telemetry = _decode_json(payload, protocol.TELEMETRY)
+    return DeviceUpdate(device_id, kind, {"fps": telemetry.fps, "telemetry": telemetry.encode().decode()})

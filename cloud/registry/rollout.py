@@ -62,7 +62,8 @@ class Rollout:
         client.loop_start()
         try:
             body = self.announcement(version, groups).encode()
-            info = client.publish(self.topics.model(version.name), body, qos=protocol.QOS_MODELS, retain=True)
+            kind = protocol.MODELS
+            info = client.publish(self.topics.model(version.name), body, qos=kind.qos, retain=kind.retain)
             info.wait_for_publish(PUBLISH_TIMEOUT_S)
             if not info.is_published():
                 raise RegistryError(f"the broker at {self.address} did not take the announcement")

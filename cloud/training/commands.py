@@ -26,7 +26,7 @@ class RetrainCommands:
         self.topic = (f"$share/{group}/" if group else "") + topics.retrain()
         self.counts: Counter[str] = Counter()
         self._client = make_client(address, client_id)
-        self._client.on_connect = lambda client, *_: client.subscribe(self.topic, qos=protocol.QOS_COMMANDS)
+        self._client.on_connect = lambda client, *_: client.subscribe(self.topic, qos=protocol.RETRAIN.qos)
         self._client.on_message = self._on_message
 
     def start(self) -> None:
@@ -40,7 +40,7 @@ class RetrainCommands:
 
     def _on_message(self, client, userdata, message) -> None:
         try:
-            request = protocol.RetrainRequest.decode(message.payload)
+            request = protocol.RETRAIN.decode(message.payload)
             protocol.check_id(request.model, "model name")
         except protocol.ProtocolError as exc:
             self.counts["rejected"] += 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
+from common import protocol
 from tests.broker import Mosquitto, wait_for
 from tests.deploy.brokers import CONFIGS, start, write_passwords
 from tests.deploy.certs import make_certs
@@ -20,6 +21,19 @@ from tests.deploy.clients import Client
 PASSWORDS = {"edgeloop-aggregator": "aggregator-secret", "cam-7": "cam-7-secret", "cam-8": "cam-8-secret"}
 NOT_AUTHORIZED = 0x87
 BACKLOG = 3000  # above Mosquitto's default of 1000 queued messages per session
+TOPICS = protocol.Topics()
+EVERYTHING = f"{TOPICS.prefix}/#"
+DEVICE_SENDS = [kind for kind in protocol.WIRE if kind.sender == "device"]
+CLOUD_SENDS = [kind for kind in protocol.WIRE if kind.sender == "cloud"]
+
+
+def topic(kind: protocol.Kind, device_id: str = "cam-7") -> str:
+    """The kind's topic in these tests: `device_id`'s, or the flowers model's."""
+    return TOPICS.topic(kind, device_id=device_id, model_name="flowers")
+
+
+def per_device(kind: protocol.Kind) -> bool:
+    return topic(kind, "cam-7") != topic(kind, "cam-8")
 
 
 @dataclass
@@ -55,9 +69,9 @@ def test_development_broker_takes_anonymous_clients(tmp_path):
     broker, ports = start("dev.conf", tmp_path, [1883])
     try:
         subscriber, device = Client(ports[1883]), Client(ports[1883])
-        subscriber.subscribe("edgeloop/#")
-        assert device.ack("edgeloop/devices/cam-7/predictions", b'{"seq": 1}') == 0
-        wait_for(lambda: subscriber.received("edgeloop/devices/cam-7/predictions"), 5, "the prediction")
+        subscriber.subscribe(EVERYTHING)
+        assert device.ack(topic(protocol.PREDICTIONS), b'{"seq": 1}') == 0
+        wait_for(lambda: subscriber.received(topic(protocol.PREDICTIONS)), 5, "the prediction")
     finally:
         broker.stop()
 
@@ -80,60 +94,80 @@ def test_unknown_clients_and_wrong_passwords_are_refused(cloud):
     assert Client(cloud.fleet, "cam-9", "whatever", cloud.ca).refused, "a user missing from the password file"
 
 
+def test_the_acl_grants_devices_what_the_wire_table_says():
+    """deploy/mosquitto/acl's lines for devices are the table's: a device writes what it sends, under its own id,
+    and reads what it receives."""
+
+    def pattern(kind: protocol.Kind) -> str:
+        return f"{TOPICS.prefix}/" + kind.pattern.format(device_id="%u", model_name="+")
+
+    lines = [line.split() for line in (CONFIGS / "acl").read_text().splitlines()]
+    granted = {(words[1], words[2]) for words in lines if words[:1] == ["pattern"]}
+    assert granted == {("write", pattern(kind)) for kind in DEVICE_SENDS} | {
+        ("read", pattern(kind)) for kind in protocol.WIRE if kind.receiver == "device"
+    }
+
+
 def test_a_device_publishes_only_under_its_own_topics(cloud):
     aggregator = cloud.aggregator()
-    assert aggregator.subscribe("edgeloop/#") == 1
+    assert aggregator.subscribe(EVERYTHING) == 1
     cam7 = cloud.device("cam-7", client_id="edgeloop-cam-8")  # a client id cannot make it another device
-    assert cam7.ack("edgeloop/devices/cam-7/predictions", b'{"seq": 1}') == 0
-    assert cam7.ack("edgeloop/devices/cam-8/predictions", b'{"seq": 666}') == code(NOT_AUTHORIZED)
-    assert cam7.ack("edgeloop/models/flowers", b'{"url": "http://evil/"}') == code(NOT_AUTHORIZED)
-    assert cam7.ack("edgeloop/commands/retrain", b'{"model": "flowers"}') == code(NOT_AUTHORIZED)
-    assert cam7.ack("edgeloop/devices/cam-7/status", b'{"state": "online"}') == 0
-    wait_for(lambda: aggregator.received("edgeloop/devices/cam-7/status"), 5, "cam-7's status at the aggregator")
-    assert [m.payload for m in aggregator.received("edgeloop/devices/cam-7/predictions")] == [b'{"seq": 1}']
-    assert aggregator.received("edgeloop/devices/cam-8/predictions") == []
-    assert aggregator.received("edgeloop/models/flowers") == []
-    assert aggregator.received("edgeloop/commands/retrain") == []
+    forged = [topic(kind, "cam-8") for kind in DEVICE_SENDS] + [topic(kind) for kind in CLOUD_SENDS]
+    for refused in forged:  # another device's messages; announcements, its own commands, retrain requests
+        assert cam7.ack(refused, b'{"url": "http://evil/"}') == code(NOT_AUTHORIZED), refused
+    for kind in DEVICE_SENDS:
+        assert cam7.ack(topic(kind), kind.name) == 0, kind.name
+    last = topic(DEVICE_SENDS[-1])
+    wait_for(lambda: aggregator.received(last), 5, f"{last} at the aggregator")
+    for kind in DEVICE_SENDS:
+        assert [m.payload for m in aggregator.received(topic(kind))] == [kind.name.encode()]
+    for refused in forged:
+        assert aggregator.received(refused) == []
 
 
 def test_a_device_reads_announcements_and_its_commands_but_not_other_devices(cloud):
     cam7 = cloud.device("cam-7")
-    assert cam7.subscribe("edgeloop/models/#") == 1
-    assert cam7.subscribe("edgeloop/devices/cam-7/commands") == 1
     # Mosquitto grants a subscription and checks read access on each message it would deliver.
-    assert cam7.subscribe("edgeloop/devices/cam-8/#") == 1
-    assert cloud.device("cam-8").ack("edgeloop/devices/cam-8/predictions", b'{"seq": 1}') == 0
-    aggregator = cloud.aggregator()
-    assert aggregator.ack("edgeloop/models/flowers", b'{"version": "2"}') == 0
-    assert aggregator.ack("edgeloop/devices/cam-8/commands", b'{"do": "reboot"}') == 0  # sent before cam-7's
-    assert aggregator.ack("edgeloop/devices/cam-7/commands", b'{"do": "ping"}') == 0
-    wait_for(lambda: cam7.received("edgeloop/devices/cam-7/commands"), 5, "cam-7's command")
-    assert [m.payload for m in cam7.received("edgeloop/models/flowers")] == [b'{"version": "2"}']
-    assert cam7.received("edgeloop/devices/cam-8/predictions") == []
-    assert cam7.received("edgeloop/devices/cam-8/commands") == []
+    assert cam7.subscribe(EVERYTHING) == 1
+    cam8, aggregator = cloud.device("cam-8"), cloud.aggregator()
+    unreadable = [(cam8, topic(kind, "cam-8")) for kind in DEVICE_SENDS]
+    unreadable += [(aggregator, topic(kind, "cam-8")) for kind in CLOUD_SENDS if per_device(kind)]
+    unreadable += [(aggregator, topic(kind)) for kind in CLOUD_SENDS if kind.receiver != "device"]
+    for sender, sent in unreadable:  # sent before what cam-7 reads
+        assert sender.ack(sent, b'{"do": "reboot"}') == 0, sent
+    readable = [topic(kind) for kind in CLOUD_SENDS if kind.receiver == "device"]
+    for sent in readable:
+        assert aggregator.ack(sent, sent) == 0, sent
+    wait_for(lambda: all(cam7.received(sent) for sent in readable), 5, "cam-7's commands and announcements")
+    for sent in readable:
+        assert [m.payload for m in cam7.received(sent)] == [sent.encode()]
+    for _, sent in unreadable:
+        assert cam7.received(sent) == []
 
 
 def test_an_offline_aggregator_session_keeps_the_fleets_backlog_across_a_restart(cloud):
     aggregator = cloud.aggregator(client_id="edgeloop-aggregator", session_expiry_s=3600)
-    aggregator.subscribe("edgeloop/devices/+/predictions")
+    aggregator.subscribe(TOPICS.filter(protocol.PREDICTIONS))
     aggregator.close()
     device = cloud.device("cam-7")
-    mids = [device.publish("edgeloop/devices/cam-7/predictions", str(seq), wait=False) for seq in range(BACKLOG)]
+    mids = [device.publish(topic(protocol.PREDICTIONS), str(seq), wait=False) for seq in range(BACKLOG)]
     wait_for(lambda: all(mid in device.acks for mid in mids), 30, "the backlog's PUBACKs")
     assert {device.acks[mid].value for mid in mids} == {0}
     device.close()
     cloud.broker.stop()
     cloud.broker.start()
     back = cloud.aggregator(client_id="edgeloop-aggregator", session_expiry_s=3600)
-    topic = "edgeloop/devices/cam-7/predictions"
-    wait_for(lambda: len(back.received(topic)) >= BACKLOG, 30, f"{BACKLOG} queued predictions")
-    assert [int(m.payload) for m in back.received(topic)] == list(range(BACKLOG))
+    predictions = topic(protocol.PREDICTIONS)
+    wait_for(lambda: len(back.received(predictions)) >= BACKLOG, 30, f"{BACKLOG} queued predictions")
+    assert [int(m.payload) for m in back.received(predictions)] == list(range(BACKLOG))
 
 
 def test_the_jetson_broker_stores_and_forwards_across_a_cloud_outage(cloud, tmp_path):
     aggregator = cloud.aggregator(client_id="edgeloop-aggregator", session_expiry_s=3600)
-    aggregator.subscribe("edgeloop/devices/#")
-    assert aggregator.client.publish("edgeloop/models/flowers", b'{"version": "3"}', qos=1, retain=True).rc == 0
+    aggregator.subscribe(TOPICS.filter(protocol.PREDICTIONS))
+    aggregator.subscribe(TOPICS.filter(protocol.SAMPLES))
+    announcement = topic(protocol.MODELS)
+    assert aggregator.client.publish(announcement, b'{"version": "3"}', qos=1, retain=protocol.MODELS.retain).rc == 0
     workdir = tmp_path / "jetson"
     (workdir / "config" / "certs").mkdir(parents=True)
     shutil.copy(cloud.ca, workdir / "config" / "certs" / "ca.crt")
@@ -142,15 +176,15 @@ def test_the_jetson_broker_stores_and_forwards_across_a_cloud_outage(cloud, tmp_
     )
     try:
         local = Client(ports[1883])
-        local.subscribe("edgeloop/models/#")
-        wait_for(lambda: local.received("edgeloop/models/flowers"), 15, "the announcement through the bridge")
-        samples = "edgeloop/devices/cam-7/samples"
-        local.publish(samples, b"\xff\xd8jpeg", user_property=[("meta", '{"seq": 1}')])
+        local.subscribe(TOPICS.filter(protocol.MODELS))
+        wait_for(lambda: local.received(announcement), 15, "the announcement through the bridge")
+        samples, meta = topic(protocol.SAMPLES), (protocol.SAMPLES.meta_property, '{"seq": 1}')
+        local.publish(samples, b"\xff\xd8jpeg", user_property=[meta])
         wait_for(lambda: aggregator.received(samples), 10, "the sample through the bridge")
-        assert aggregator.received(samples)[0].properties.UserProperty == [("meta", '{"seq": 1}')]
+        assert aggregator.received(samples)[0].properties.UserProperty == [meta]
 
         cloud.broker.stop()
-        predictions = "edgeloop/devices/cam-7/predictions"
+        predictions = topic(protocol.PREDICTIONS)
         mids = [local.publish(predictions, str(seq), wait=False) for seq in range(500)]
         wait_for(lambda: all(mid in local.acks for mid in mids), 10, "the Jetson broker's PUBACKs")
         cloud.broker.start()

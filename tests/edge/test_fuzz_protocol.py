@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from common import protocol
 from tests.fuzz import FINITE, FUZZ, IDS, JSON_VALUES, mutations, objects_like
 
-PAYLOADS = [protocol.Prediction, protocol.SampleMeta, protocol.Status, protocol.Announcement, protocol.RetrainRequest]
+PAYLOADS = [kind.payload for kind in protocol.WIRE if kind.payload is not None]
 
 MODELS = st.builds(protocol.ModelRef, name=st.text(), version=st.text())
 TOP_K = st.lists(st.builds(protocol.Score, label=st.text(), score=st.floats(0, 1)), min_size=1, max_size=5)

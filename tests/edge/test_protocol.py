@@ -66,3 +66,63 @@ def test_announcement_needs_a_sha256() -> None:
     assert protocol.Announcement.decode(json.dumps(good)).version == "2"
     with pytest.raises(protocol.ProtocolError):
         protocol.Announcement.decode(json.dumps({**good, "sha256": "abc"}))
+
+
+def test_the_wire_table_says_how_each_kind_travels() -> None:
+    table = {kind.name: (kind.sender, kind.receiver, kind.qos, kind.retain) for kind in protocol.WIRE}
+    assert table == {
+        "predictions": ("device", "cloud", 1, False),
+        "samples": ("device", "cloud", 1, False),
+        "telemetry": ("device", "cloud", 0, False),
+        "status": ("device", "cloud", 1, True),
+        "commands": ("cloud", "device", 1, False),
+        "models": ("cloud", "device", 1, True),
+        "retrain": ("cloud", "cloud", 1, False),
+    }
+    assert [kind.name for kind in protocol.WIRE if kind.last_will] == ["status"]
+    assert protocol.SAMPLES.meta_property == "meta"
+    topics = protocol.Topics()
+    assert topics.filter(protocol.PREDICTIONS) == "edgeloop/devices/+/predictions"
+    assert topics.filter(protocol.MODELS) == "edgeloop/models/+"
+    assert topics.topic(protocol.COMMANDS, device_id="cam-1") == topics.commands("cam-1")
+
+
+def test_a_sample_meta_is_its_prediction_and_a_reason() -> None:
+    prediction = protocol.Prediction.decode(json.dumps(_prediction()))
+    meta = protocol.SampleMeta.of(prediction, "random")
+    expected = {k: v for k, v in _prediction().items() if k not in ("schema", "latency_ms")} | {"reason": "random"}
+    assert json.loads(meta.encode()) == expected
+    assert protocol.SampleMeta.decode(json.dumps(expected)) == meta
+
+
+def test_telemetry_keeps_what_it_does_not_know_and_names_the_model() -> None:
+    assert protocol.Telemetry.decode(b'{"fps": 29.7, "backend": "tensorrt"}').fps == pytest.approx(29.7)
+    sent = {
+        "schema": 1, "device_id": "jetson-3", "ts": 1.5, "fps": 30.0, "backend": "tensorrt",
+        "model": {"name": "flowers", "version": "3"},
+        "latency_ms": {"infer_p50": 1.0, "infer_p99": 2.0, "total_p50": 3.0, "total_p99": 4.0},
+        "frames": {"processed": 9}, "outbox": {"pending": 0, "dropped": 0},
+        "system": {"gpu_percent": 41.0, "temperatures": {"GPU": 51.5}, "power_mw": None}, "emc_percent": 12,
+    }  # fmt: skip
+    telemetry = protocol.Telemetry.decode(json.dumps(sent))
+    assert telemetry.model == protocol.ModelRef(name="flowers", version="3")
+    assert json.loads(telemetry.encode()) == sent
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [(b"{not json", "bad_json"), (b"[" * 30_000, "bad_json"), (b"[1, 2]", "schema"), (b'{"fps": -1}', "schema")],
+)
+def test_protocol_errors_name_their_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(protocol.ProtocolError) as refused:
+        protocol.Telemetry.decode(payload)
+    assert refused.value.reason == reason
+
+
+def test_topic_and_id_errors_name_their_reason() -> None:
+    with pytest.raises(protocol.ProtocolError) as refused:
+        protocol.Topics().parse_device_topic("edgeloop/devices/.x/predictions")
+    assert refused.value.reason == "bad_topic"
+    with pytest.raises(protocol.ProtocolError) as refused:
+        protocol.check_id("a/b")
+    assert refused.value.reason == "bad_id"
