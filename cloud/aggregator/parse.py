@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from common import images, protocol
-
-P = TypeVar("P")
 
 MAX_JSON_BYTES = 64 * 1024
 MAX_SAMPLE_BYTES = 8 * 1024 * 1024
@@ -38,7 +36,7 @@ class DeviceUpdate:
     values: dict[str, Any]
 
 
-def _decode_json(payload: bytes, kind: protocol.Kind[P]) -> P:
+def _decode_json(payload: bytes, kind: protocol.Kind[Any]) -> Any:
     if len(payload) > MAX_JSON_BYTES:
         raise Rejected("oversized", f"{len(payload)} bytes")
     try:
