@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from cloud.aggregator.writer import sample_path
+from cloud.datasets import dataset_dir
 from cloud.store import Cursor, Database
 from cloud.store import samples as sample_store
 from common import protocol
@@ -28,7 +29,6 @@ from common import protocol
 log = logging.getLogger(__name__)
 
 SAMPLE_ID = re.compile(r"\A[0-9a-f]{64}\Z")  # \Z: "$" would let a trailing newline through
-DATASETS = "datasets"
 
 
 class UnknownSample(LookupError):
@@ -51,7 +51,7 @@ def check_sample_id(sample_id: str) -> str:
 
 def model_dir(data_dir: Path, model: str) -> Path:
     try:
-        return data_dir / DATASETS / protocol.check_id(model, "model name")
+        return dataset_dir(data_dir, protocol.check_id(model, "model name"))
     except protocol.ProtocolError as exc:
         raise LabelError(str(exc)) from exc
 

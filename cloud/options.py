@@ -1,11 +1,13 @@
-"""The options every cloud command that touches the fleet shares: where the broker, the store and
-the data directory are, and the URL devices download bundles from."""
+"""The cloud commands' options: those every command that touches the fleet shares (where the broker,
+the store and the data directory are, and the URL devices download bundles from), and `serve`'s.
+Plain options, importing none of the parts they configure: cloud/service.py turns them into the
+parts and their policies."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from common import protocol
 from common.options import Options
@@ -26,3 +28,38 @@ class CloudOptions(Options):
 
     def signer(self) -> Signer | None:
         return Signer(self.signing_key) if self.signing_key else None
+
+
+class ServeConfig(CloudOptions):
+    http_port: int = Field(8080, ge=0, le=65535, description="HTTP API and dashboard")
+    http_host: str = Field("0.0.0.0", description="address the HTTP server listens on")
+    group: str | None = Field(None, description="share the fleet's load with other instances of this group")
+    client_id: str = Field("edgeloop-aggregator", description="MQTT client id: one per instance, stable")
+    train: bool = Field(True, description="run triggers and trainings in this instance (one per fleet is enough)")
+    train_new_models: bool = Field(True, description="train a model whose dataset has never been trained")
+    retrain_every_h: float | None = Field(None, gt=0, description="periodic trigger: hours between trainings")
+    retrain_after_labels: int | None = Field(50, ge=1, description="data trigger: new labelled samples")
+    retrain_below_confidence: float | None = Field(
+        None, gt=0, le=1, description="drift trigger: the fleet's mean top-1 score under this"
+    )
+    retrain_above_drift: float | None = Field(
+        None, gt=0, le=1, description="drift trigger: a device's label distribution drift above this"
+    )
+    trigger_window_s: float = Field(3600, gt=0, description="window the drift triggers look at")
+    trigger_interval_s: float = Field(30, gt=0, description="seconds between trigger evaluations")
+    gate_margin: float = Field(0.0, ge=0, le=1, description="a candidate may be this much less accurate and pass")
+    canary_groups: list[str] | None = Field(None, description="announce a new version to these device groups first")
+    canary_widen: bool = Field(True, description="widen a canary to the fleet once its devices run it")
+    metrics_window_s: float = Field(
+        300.0, gt=0, description="window of the device gauges of /metrics, and of /api/devices by default"
+    )
+
+    @field_validator("canary_groups", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return [g.strip() for g in value.split(",") if g.strip()] or None if isinstance(value, str) else value
+
+    @field_validator("canary_groups")
+    @classmethod
+    def _valid_groups(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [protocol.check_id(g, "group") for g in value]

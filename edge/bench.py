@@ -27,7 +27,7 @@ def add_parser(subparsers: SubParsers) -> None:
     p.add_argument("--frames", type=int, default=500, help="frames per measurement (default: 500)")
     p.add_argument("--backend", default="auto", choices=["auto", *backends.REGISTRY], help="default: auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
 def model_fps(classifier: Classifier, frames: int) -> float:
@@ -63,7 +63,7 @@ def pipeline_figures(classifier: Classifier, source: str | None, frames: int) ->
         capture.stop()
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     classifier = Classifier(bundle.load(args.model), args.backend)
     fps = model_fps(classifier, args.frames)
     pipeline_fps, latencies = pipeline_figures(classifier, args.source, args.frames)

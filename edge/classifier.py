@@ -12,7 +12,10 @@ from edge import backends
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Classification:
+    """A label and the model's score for it, as the backend gave it (a broken model's may be NaN): the
+    pipeline checks it before it becomes the wire's protocol.Score."""
+
     label: str
     score: float
 
@@ -29,9 +32,9 @@ class Classifier:
         """RGB uint8 frames of any size -> [N, labels] probabilities."""
         return self.backend.predict(np.stack([images.fit(f, *self._size) for f in frames]))
 
-    def top_k(self, probabilities: np.ndarray, k: int) -> list[Prediction]:
+    def top_k(self, probabilities: np.ndarray, k: int) -> list[Classification]:
         order = np.argsort(-probabilities, kind="stable")[:k]
-        return [Prediction(self.labels[i], float(probabilities[i])) for i in order]
+        return [Classification(self.labels[i], float(probabilities[i])) for i in order]
 
-    def classify(self, frame: np.ndarray, k: int = 5) -> list[Prediction]:
+    def classify(self, frame: np.ndarray, k: int = 5) -> list[Classification]:
         return self.top_k(self.probabilities([frame])[0], k)

@@ -23,7 +23,7 @@ def add_parser(subparsers: SubParsers) -> None:
     p.add_argument("--top-k", "--top_k", type=_positive, default=5, dest="top_k", help="labels per image (default: 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument("paths", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
 def _positive(text: str) -> int:
@@ -33,7 +33,7 @@ def _positive(text: str) -> int:
     return value
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     paths = images.expand_paths(args.paths)
     if not paths:
         print(f"error: no images in {' '.join(map(str, args.paths))}", file=sys.stderr)

@@ -150,7 +150,7 @@ class Pipeline:
         )
 
 
-class TelemetryLoop(threading.Thread):
+class TelemetryReporter(threading.Thread):
     """Publishes the pipeline's figures and the system's readings every interval."""
 
     def __init__(self, pipeline: Pipeline, interval_s: float, stop: threading.Event) -> None:

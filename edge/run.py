@@ -17,7 +17,7 @@ from common.signing import Verifier
 from edge.classifier import Classifier
 from edge.config import EdgeConfig
 from edge.outbox import Outbox
-from edge.pipeline import Pipeline, TelemetryLoop
+from edge.pipeline import Pipeline, TelemetryReporter
 from edge.preview import Preview
 from edge.publisher import Publisher
 from edge.sources import create as create_source
@@ -32,14 +32,19 @@ FLUSH_S = 10.0
 def add_parser(subparsers: SubParsers) -> None:
     p = subparsers.add_parser("run", help="classify a camera's frames and publish them over MQTT")
     add_config_flags(p, EdgeConfig)
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
-    return serve(from_args(EdgeConfig, args))
+def main(args: argparse.Namespace) -> int:
+    stop = threading.Event()
+    device = Device(from_args(EdgeConfig, args))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    device.operate(stop)
+    return 0
 
 
-class Runtime:
+class Device:
     """The device's parts wired together: bundle, backend, source, outbox, publisher, pipeline."""
 
     def __init__(self, cfg: EdgeConfig) -> None:
@@ -77,13 +82,14 @@ class Runtime:
             group=self.cfg.group,
         )
 
-    def run(self, stop: threading.Event) -> None:
+    def operate(self, stop: threading.Event) -> None:
+        """Classify and publish until `stop` is set or the source ends, then flush and say `offline`."""
         if self.cfg.preview_port is not None:
             self.pipeline.preview = Preview(self.cfg.preview_port)
         self.updater.start()
         self.publisher.start()
         self.capture.start()
-        TelemetryLoop(self.pipeline, self.cfg.telemetry_interval_s, stop).start()
+        TelemetryReporter(self.pipeline, self.cfg.telemetry_interval_s, stop).start()
         log.info("running %s on %s with %s", self.classifier.bundle, self.capture.source, self.classifier.backend.name)
         try:
             self.pipeline.run(stop)
@@ -95,12 +101,3 @@ class Runtime:
             if self.pipeline.preview is not None:
                 self.pipeline.preview.close()
         log.info("stopped: %s", self.pipeline.counts)
-
-
-def serve(cfg: EdgeConfig) -> int:
-    stop = threading.Event()
-    runtime = Runtime(cfg)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    runtime.run(stop)
-    return 0

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from pydantic import BaseModel  # noqa: E402
 
+from cloud.options import ServeConfig  # noqa: E402
 from cloud.retrain.config import RetrainConfig  # noqa: E402
-from cloud.serve import ServeConfig  # noqa: E402
 from cloud.sweep.config import SweepConfig  # noqa: E402
 from common import protocol  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402

@@ -86,7 +86,7 @@ def tiny_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_images: Path, tiny_flags: dict[str, object]) -> Path:
     from cloud.retrain.config import RetrainConfig
-    from cloud.retrain.run import retrain
+    from cloud.retrain.train import retrain
 
     out = tmp_path_factory.mktemp("bundle") / "colours"
     cache = tmp_path_factory.mktemp("bottlenecks")

@@ -11,9 +11,10 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from cloud.datasets import dataset_dir
 from cloud.registry.versions import Registry, Version
 from cloud.training.jobs import Job, Jobs
-from cloud.training.runner import dataset_dir, job_log
+from cloud.training.trainer import job_log
 from common import protocol
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""The model registry: versions, the promotion gate, rollout."""
+"""The model registry: versions, the promotion gate, rollout and canary widening, and its signing keys."""

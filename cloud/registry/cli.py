@@ -1,6 +1,5 @@
-"""`python -m cloud models list|add|promote|rollback|widen`, `python -m cloud retrain-now MODEL` and
-`python -m cloud keygen PRIVATE PUBLIC`:
-the registry and the manual trigger from a shell, against the same store and broker as the service."""
+"""`python -m cloud models list|add|promote|rollback|widen`: the registry from a shell, against the
+same store and broker as the service."""
 
 from __future__ import annotations
 
@@ -11,13 +10,12 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cloud.datasets import dataset_dir
 from cloud.options import CloudOptions
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.store import connect
-from cloud.training.jobs import Jobs
-from cloud.training.runner import dataset_dir
-from common import bundle, protocol, signing
+from common import bundle, protocol
 from common.command import SubParsers
 from common.mqtt import url
 from common.options import add_config_flags, from_args
@@ -25,7 +23,7 @@ from common.options import add_config_flags, from_args
 log = logging.getLogger(__name__)
 
 
-def add_parsers(subparsers: SubParsers) -> None:
+def add_parser(subparsers: SubParsers) -> None:
     models = subparsers.add_parser("models", help="list, promote, roll back or widen model versions")
     actions = models.add_subparsers(dest="action", required=True)
     listing = actions.add_parser("list", help="every version, newest first, with its state and gate")
@@ -42,18 +40,7 @@ def add_parsers(subparsers: SubParsers) -> None:
         actions.add_parser(action, help=text).add_argument("name")
     for p in actions.choices.values():
         add_config_flags(p, CloudOptions)
-    models.set_defaults(func=run_models)
-
-    keygen = subparsers.add_parser("keygen", help="an Ed25519 key pair: the registry signs, devices verify")
-    keygen.add_argument("private", type=Path, help="private key (PEM) for serve's --signing-key; keep it secret")
-    keygen.add_argument("public", type=Path, help="public key (PEM) for the devices' --trusted-key")
-    keygen.set_defaults(func=run_keygen)
-
-    now = subparsers.add_parser("retrain-now", help="queue a training of a model (the service runs it)")
-    now.add_argument("model")
-    now.add_argument("--reason", default="requested from the command line")
-    add_config_flags(now, CloudOptions)
-    now.set_defaults(func=run_retrain_now)
+    models.set_defaults(func=main)
 
 
 def describe(v: Version) -> str:
@@ -64,7 +51,7 @@ def describe(v: Version) -> str:
     return f"{v.name:<16} {v.version:<18} {v.state:<10}{groups} test={accuracy:.3f} {when} parent={v.parent}{why}"
 
 
-def run_models(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     cfg = from_args(CloudOptions, args)
     registry = Registry(connect(cfg.db), cfg.data_dir)
     if args.action == "list":
@@ -98,22 +85,4 @@ def add_bundle(registry: Registry, args: argparse.Namespace, cfg: CloudOptions) 
         print(rollout.gate_and_promote(version, dataset_dir(cfg.data_dir, meta.name), 0.0))
         version = registry.get(meta.name, meta.version)
     print(describe(version))
-    return 0
-
-
-def run_keygen(args: argparse.Namespace) -> int:
-    if args.private.exists():
-        raise RegistryError(f"{args.private} exists; refusing to replace a signing key")
-    signing.generate(args.private, args.public)
-    print(f"private key {args.private} (mode 600), public key {args.public}")
-    return 0
-
-
-def run_retrain_now(args: argparse.Namespace) -> int:
-    cfg = from_args(CloudOptions, args)
-    model = protocol.check_id(args.model, "model name")
-    if not dataset_dir(cfg.data_dir, model).is_dir():
-        raise RegistryError(f"no dataset for {model!r} at {dataset_dir(cfg.data_dir, model)}")
-    job, created = Jobs(connect(cfg.db)).request(model, f"manual (cli): {args.reason}")
-    print(f"job {job.id}: {'queued' if created else 'joined the training already ' + job.state}")
     return 0

@@ -19,12 +19,12 @@ def add_parser(subparsers: SubParsers) -> None:
         description="TF for Poets retraining: frozen ImageNet base, cached bottlenecks, new softmax layer.",
     )
     add_config_flags(p, RetrainConfig)
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
+def main(args: argparse.Namespace) -> int:
     from cloud.retrain import report
-    from cloud.retrain.run import retrain
+    from cloud.retrain.train import retrain
 
     cfg = from_args(RetrainConfig, args)
     meta = retrain(cfg)

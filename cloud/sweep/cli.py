@@ -23,11 +23,11 @@ def add_parser(subparsers: SubParsers) -> None:
     )
     add_config_flags(p, SweepConfig)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object instead of the table")
-    p.set_defaults(func=run)
+    p.set_defaults(func=main)
 
 
-def run(args: argparse.Namespace) -> int:
-    from cloud.sweep.run import sweep
+def main(args: argparse.Namespace) -> int:
+    from cloud.sweep.sweep import sweep
 
     result = sweep(from_args(SweepConfig, args))
     print(json.dumps(result.to_json()) if args.json else result.report())

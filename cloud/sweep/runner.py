@@ -61,7 +61,7 @@ def _in_process(run: Run) -> Outcome:
     import keras
     import tensorflow as tf
 
-    from cloud.retrain.run import retrain
+    from cloud.retrain.train import retrain
 
     device = TF_DEVICES.get(run.device)
     try:

@@ -1,1 +1,1 @@
-"""Training jobs: the queue, the runner, the triggers."""
+"""Training jobs: the queue, the trainer, the triggers, and the manual trigger over MQTT and from a shell."""

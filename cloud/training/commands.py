@@ -7,8 +7,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from cloud.datasets import dataset_dir
 from cloud.training.jobs import Jobs
-from cloud.training.runner import dataset_dir
 from common import protocol
 from common.mqtt.client import connect_properties, make_client
 from common.mqtt.url import BrokerAddress

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cloud.datasets import models
 from cloud.store import Database
 from cloud.store import predictions as prediction_store
 from cloud.store import samples as sample_store
 from cloud.training.jobs import Jobs
-from common import protocol
 
 log = logging.getLogger(__name__)
 
@@ -33,24 +33,7 @@ class TriggerPolicy:
     min_predictions: int = 100  # fewer in the window says nothing about drift
 
 
-def models(data_dir: Path) -> list[str]:
-    """A model exists for the cloud when its dataset folder does."""
-    root = data_dir / "datasets"
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and _valid(p.name))
-
-
-def _valid(name: str) -> bool:
-    try:
-        protocol.check_id(name, "model name")
-    except protocol.ProtocolError:
-        log.warning("ignoring the dataset folder %r: not a valid model name", name)
-        return False
-    return True
-
-
-class TriggerLoop(threading.Thread):
+class Triggers(threading.Thread):
     def __init__(
         self,
         db: Database,

@@ -29,11 +29,11 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cloud.retrain.config import RetrainConfig  # noqa: E402
-from cloud.retrain.run import retrain  # noqa: E402
+from cloud.retrain.train import retrain  # noqa: E402
 from common import bundle, images  # noqa: E402
 from edge.backends import create  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
-from edge.run import Runtime  # noqa: E402
+from edge.run import Device  # noqa: E402
 from tests.broker import Mosquitto  # noqa: E402
 from tests.conftest import FLOWERS, MOBILENET_025_224  # noqa: E402
 from tests.makedata import write_dataset  # noqa: E402
@@ -114,11 +114,11 @@ def pipeline_fps(model: Path, video: Path, frames: int, tmp: Path) -> tuple[floa
             state_dir=tmp / "state",
             sample_threshold=0.0,
         )
-        runtime = Runtime(cfg)
+        device = Device(cfg)
         start = time.perf_counter()  # until every prediction is acknowledged by the broker
-        runtime.run(threading.Event())
+        device.operate(threading.Event())
         elapsed = time.perf_counter() - start
-        return frames / elapsed, list(runtime.pipeline.total_ms), dict(runtime.publisher.counts)
+        return frames / elapsed, list(device.pipeline.total_ms), dict(device.publisher.counts)
     finally:
         broker.stop()
 

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from cloud.retrain import architectures  # noqa: E402
 from cloud.retrain.bottlenecks import forward_fn  # noqa: E402
 from cloud.retrain.config import RetrainConfig  # noqa: E402
-from cloud.retrain.run import retrain  # noqa: E402
+from cloud.retrain.train import retrain  # noqa: E402
 from common import images  # noqa: E402
 from tests.conftest import FLOWERS, MOBILENET_025_224  # noqa: E402
 from tests.makedata import write_dataset  # noqa: E402

@@ -16,7 +16,7 @@ from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry, RegistryError
 from cloud.retrain.config import RetrainConfig
 from cloud.retrain.dataset import split_of
-from cloud.retrain.run import retrain
+from cloud.retrain.train import retrain
 from cloud.store import connect
 from cloud.training.jobs import Jobs
 from common import bundle, protocol, signing

@@ -12,7 +12,7 @@ from cloud.cli import main
 from cloud.retrain.config import RetrainConfig
 from cloud.sweep import grid
 from cloud.sweep.config import SWEPT, SweepConfig
-from cloud.sweep.run import sweep
+from cloud.sweep.sweep import sweep
 from common import bundle
 from common.errors import ConfigError
 from common.options import build, read_yaml

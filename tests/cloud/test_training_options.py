@@ -10,7 +10,7 @@ from cloud.retrain import architectures
 from cloud.retrain.config import RetrainConfig
 from cloud.retrain.distortions import make_distorter
 from cloud.retrain.finetune import unfreeze_top
-from cloud.retrain.run import retrain
+from cloud.retrain.train import retrain
 from common import bundle
 from edge.backends import create
 
@@ -46,7 +46,7 @@ def test_crop_scale_brightness_change_pixels_but_not_shape() -> None:
 
 
 def test_distorted_batches_are_computed_afresh_not_read_from_the_cache(tiny_images, tiny_flags, tmp_path) -> None:
-    from cloud.retrain import run
+    from cloud.retrain import train
     from cloud.retrain.dataset import scan
 
     cfg = RetrainConfig(
@@ -55,10 +55,10 @@ def test_distorted_batches_are_computed_afresh_not_read_from_the_cache(tiny_imag
     arch = architectures.parse(cfg.architecture)
     base = architectures.load_base(arch, cfg.weights, 0)
     extractor = architectures.feature_extractor(arch, base)
-    data = run._bottlenecks(cfg, scan(tiny_images, 20, 20), arch, base, extractor)
+    data = train._bottlenecks(cfg, scan(tiny_images, 20, 20), arch, base, extractor)
     plain = cfg.model_copy(update={"random_brightness": 0})
-    distorted = run._batches(cfg, data, extractor, arch.size)(np.random.default_rng(1))
-    cached = run._batches(plain, data, extractor, arch.size)(np.random.default_rng(1))
+    distorted = train._batches(cfg, data, extractor, arch.size)(np.random.default_rng(1))
+    cached = train._batches(plain, data, extractor, arch.size)(np.random.default_rng(1))
     np.testing.assert_array_equal(distorted[1], cached[1])
     assert not np.allclose(distorted[0], cached[0], atol=1e-3)
 

@@ -7,10 +7,11 @@ from pathlib import Path
 import paho.mqtt.publish as publish
 import pytest
 
+from cloud.datasets import models
 from cloud.store import connect
 from cloud.training.commands import RetrainCommands
 from cloud.training.jobs import Jobs
-from cloud.training.triggers import TriggerLoop, TriggerPolicy, models
+from cloud.training.triggers import TriggerPolicy, Triggers
 from common import protocol
 from common.mqtt import url
 from tests.broker import wait_for
@@ -34,17 +35,17 @@ def finished_job(jobs: Jobs, started_ago_s: float) -> None:
 def test_each_trigger_fires_for_its_reason(store) -> None:
     db, jobs, data = store
     assert models(data) == ["colours"], "a folder that is not a valid model name is ignored"
-    loop = TriggerLoop(db, jobs, data, TriggerPolicy(every_h=2, after_labels=3, min_mean_confidence=0.6,
-                                                    window_s=600, min_predictions=10))  # fmt: skip
-    assert loop.reason("colours") == "initial: the model has never been trained"
-    assert TriggerLoop(db, jobs, data, TriggerPolicy(initial=False)).reason("colours") is None
+    triggers = Triggers(db, jobs, data, TriggerPolicy(every_h=2, after_labels=3, min_mean_confidence=0.6,
+                                                      window_s=600, min_predictions=10))  # fmt: skip
+    assert triggers.reason("colours") == "initial: the model has never been trained"
+    assert Triggers(db, jobs, data, TriggerPolicy(initial=False)).reason("colours") is None
 
     finished_job(jobs, started_ago_s=3 * 3600)
-    assert loop.reason("colours").startswith("periodic: last training 3.0 h ago")
+    assert triggers.reason("colours").startswith("periodic: last training 3.0 h ago")
 
     db.execute("DELETE FROM jobs")
     finished_job(jobs, started_ago_s=1200)
-    assert loop.reason("colours") is None
+    assert triggers.reason("colours") is None
     for i in range(3):
         db.execute(
             "INSERT INTO samples (id, device_id, seq, ts, received, model_name, model_version, predicted, score, "
@@ -52,7 +53,7 @@ def test_each_trigger_fires_for_its_reason(store) -> None:
             "'red', 0.3, 'low_confidence', 'labelled', 'red', 10, ?, ?)",
             (f"{i:064x}", i, time.time(), f"datasets/colours/red/{i:064x}.jpg"),
         )
-    assert loop.reason("colours") == "data: 3 new labelled samples (threshold 3)"
+    assert triggers.reason("colours") == "data: 3 new labelled samples (threshold 3)"
 
     db.execute("DELETE FROM samples")
     now = time.time()
@@ -62,9 +63,9 @@ def test_each_trigger_fires_for_its_reason(store) -> None:
             "INSERT INTO predictions VALUES ('cam-1', ?, ?, ?, 'colours', '1', 'red', ?, '[]', 1, 1)",
             (seq, ts, ts, score),
         )
-    assert loop.reason("colours") == "drift: mean confidence 0.400 over 10 predictions (threshold 0.6)"
+    assert triggers.reason("colours") == "drift: mean confidence 0.400 over 10 predictions (threshold 0.6)"
     jobs.request("colours", "manual")
-    assert loop.reason("colours") is None, "nothing fires while a training is queued"
+    assert triggers.reason("colours") is None, "nothing fires while a training is queued"
 
 
 def test_mqtt_retrain_command_queues_a_job_and_survives_bad_ones(store, broker) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from cloud import serve
+from cloud.options import ServeConfig
 from cloud.retrain import cli as retrain_cli
 from cloud.retrain.config import RetrainConfig
 from common.options import from_args
@@ -16,7 +17,7 @@ from edge import run
 from edge.config import EdgeConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMANDS = {"run": (run.add_parser, EdgeConfig), "serve": (serve.add_parser, serve.ServeConfig)}
+COMMANDS = {"run": (run.add_parser, EdgeConfig), "serve": (serve.add_parser, ServeConfig)}
 COMMANDS["retrain"] = (retrain_cli.add_parser, RetrainConfig)
 
 

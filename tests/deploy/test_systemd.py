@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cloud.serve import ServeConfig
+from cloud.options import ServeConfig
 from common.options import build, read_yaml
 from edge.config import EdgeConfig
 from tests.deploy.options import ROOT

@@ -11,8 +11,8 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from cloud.options import ServeConfig
 from cloud.retrain.config import RetrainConfig
-from cloud.serve import ServeConfig
 from common import options
 from edge.config import EdgeConfig
 from tests.fuzz import FUZZ, JSON_VALUES

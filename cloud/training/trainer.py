@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cloud.datasets import dataset_dir
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
 from cloud.training.jobs import Job, Jobs
@@ -33,15 +34,11 @@ class TrainingPolicy:
     poll_s: float = 1.0
 
 
-def dataset_dir(data_dir: Path, model: str) -> Path:
-    return data_dir / "datasets" / model
-
-
 def job_log(data_dir: Path, job_id: str) -> Path:
     return data_dir / "jobs" / f"{job_id}.log"
 
 
-class TrainingRunner(threading.Thread):
+class Trainer(threading.Thread):
     def __init__(self, jobs: Jobs, registry: Registry, rollout: Rollout, data_dir: Path, policy: TrainingPolicy):
         super().__init__(name="training", daemon=True)
         self.jobs, self.registry, self.rollout = jobs, registry, rollout
@@ -67,7 +64,7 @@ class TrainingRunner(threading.Thread):
                 self._stopping.wait(self.policy.poll_s)
                 continue
             try:
-                ok, version, message = self._run(job)
+                ok, version, message = self._train(job)
             except Exception as exc:  # whatever goes wrong, the job ends and the service goes on
                 log.exception("training job %s failed", job.id)
                 ok, version, message = False, None, f"{type(exc).__name__}: {exc}"
@@ -80,7 +77,7 @@ class TrainingRunner(threading.Thread):
             version = datetime.now(timezone.utc).strftime("%Y%m%d.%H%M%S")
         return version
 
-    def _run(self, job: Job) -> tuple[bool, str | None, str]:
+    def _train(self, job: Job) -> tuple[bool, str | None, str]:
         images = dataset_dir(self.data_dir, job.model)
         if not images.is_dir():
             return False, None, f"no dataset at {images}"

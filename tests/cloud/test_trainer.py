@@ -11,7 +11,7 @@ from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
 from cloud.store import connect
 from cloud.training.jobs import Jobs
-from cloud.training.runner import TrainingPolicy, TrainingRunner
+from cloud.training.trainer import Trainer, TrainingPolicy
 from common import protocol
 from common.mqtt import url
 from tests.broker import Recorder, wait_for
@@ -26,13 +26,13 @@ def test_a_sweep_as_a_training_job_promotes_its_best_run(broker, tiny_images, ti
     jobs, registry = Jobs(db), Registry(db, data)
     rollout = Rollout(registry, url.parse(broker.url), protocol.Topics(), "http://cloud.example")
     recorder = Recorder(broker.url, "edgeloop/models/#")
-    runner = TrainingRunner(jobs, registry, rollout, data, TrainingPolicy(poll_s=0.2))
+    trainer = Trainer(jobs, registry, rollout, data, TrainingPolicy(poll_s=0.2))
     job, _ = jobs.request("colours", "manual (test): sweep")
-    runner.start()
+    trainer.start()
     try:
         wait_for(lambda: jobs.get(job.id).state in ("succeeded", "failed"), 300, "the sweep job")
     finally:
-        runner.stop()
+        trainer.stop()
     done = jobs.get(job.id)
     assert done.state == "succeeded", done.message
     result = json.loads((data / "sweeps" / "colours" / done.version / "sweep.json").read_text())
