@@ -13,7 +13,7 @@ from cloud.training.jobs import Jobs
 from cloud.training.triggers import TriggerLoop, TriggerPolicy, models
 from common import protocol
 from common.mqtt import url
-from tests.broker import wait_for
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -12,14 +12,17 @@ from pathlib import Path
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.broker import Mosquitto, wait_for
-from tests.deploy.brokers import CONFIGS, start, write_passwords
-from tests.deploy.certs import make_certs
-from tests.deploy.clients import Client
+from tests.support.broker import Mosquitto
+from tests.support.certs import make_certs
+from tests.support.mosquitto_configs import CONFIGS, start, write_passwords
+from tests.support.mqtt_client import Client
+from tests.support.waiting import wait_for
 
 PASSWORDS = {"edgeloop-aggregator": "aggregator-secret", "cam-7": "cam-7-secret", "cam-8": "cam-8-secret"}
 NOT_AUTHORIZED = 0x87
 BACKLOG = 3000  # above Mosquitto's default of 1000 queued messages per session
+
+pytestmark = pytest.mark.services  # each test starts Mosquitto
 
 
 @dataclass

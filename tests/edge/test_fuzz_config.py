@@ -15,7 +15,7 @@ from cloud.retrain.config import RetrainConfig
 from cloud.serve import ServeConfig
 from common import options
 from edge.config import EdgeConfig
-from tests.fuzz import FUZZ, JSON_VALUES
+from tests.support.fuzz import FUZZ, JSON_VALUES
 
 REQUIRED = {
     EdgeConfig: {"source": "0", "model": "bundle", "device_id": "cam-1"},

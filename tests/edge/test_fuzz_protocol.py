@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from common import protocol
-from tests.fuzz import FINITE, FUZZ, IDS, JSON_VALUES, mutations, objects_like
+from tests.support.fuzz import FINITE, FUZZ, IDS, JSON_VALUES, mutations, objects_like
 
 PAYLOADS = [protocol.Prediction, protocol.SampleMeta, protocol.Status, protocol.Announcement, protocol.RetrainRequest]
 
