@@ -1,4 +1,6 @@
 # make test: a fresh Debian/Ubuntu machine -> .venv and the whole test suite (CI runs exactly this).
+# make unit: .venv and the tests that need no system service and train no real model: no apt, no broker, database,
+# browser, camera server or network namespace; about two minutes on two cores, for a check while editing.
 # make demo: a fresh machine -> .venv, a trained model classifying held-out photos, then the loop live
 # (broker, cloud service and dashboard, a device on a video) until Ctrl-C.
 # make soak: the long faults (a 60 s broker outage…) and a fleet's soak; reports in test-artifacts/.
@@ -7,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install system test soak lint format demo bench clean
+.PHONY: install system test unit soak lint format demo bench clean
 
 # Debian packages the tests and the demo run for real: the MQTT broker, PostgreSQL, Chromium, an RTSP camera
 # (GStreamer's RTSP server, run by the system Python), ffmpeg to encode its H.264 video, and docker-compose
@@ -40,6 +42,11 @@ format: $(STAMP)
 
 test: lint system
 	$(BIN)/python -m pytest -m "not soak"
+
+# Tests marked `services` (tests/conftest.py marks those whose fixtures start one) or `slow` (real trainings,
+# sweeps, the flower photos) are left out; make test runs them all.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not services and not soak and not slow"
 
 # The long part of the fault and load suite (minutes): long outages, many kills, a fleet's soak.
 soak: $(STAMP) system

@@ -1,60 +1,36 @@
-"""Shared fixtures: data the tests make, the data in ../shared, and a small trained bundle."""
+"""Shared fixtures: data the tests make, a small trained bundle, the services a test starts (a broker,
+PostgreSQL), and the `services` marker on every test that needs one (`make unit` leaves them out)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.makedata import COLOURS, calibrated_weights, synthetic_image, write_dataset
+from tests.support.data import COLOURS, TINY_ARCHITECTURE, calibrated_weights, synthetic_image, write_dataset
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # The fault report (the `fault_report` fixture, test-artifacts/faults.md): loaded here, above both the cloud's
 # and the device's fault tests, so that one table holds the rows of whichever of them ran.
-pytest_plugins = ["tests.faults.report"]
+pytest_plugins = ["tests.support.fault_report"]
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-FLOWERS = SHARED / "data" / "flower_photos"
-KERAS_WEIGHTS = SHARED / "weights" / "keras"
-MOBILENET_025_224 = KERAS_WEIGHTS / "mobilenet_2_5_224_tf_no_top.h5"
-MOBILENET_025_128_TOP = KERAS_WEIGHTS / "mobilenet_2_5_128_tf.h5"
-TINY_ARCHITECTURE = "mobilenet_0.25_128"
+# Fixtures that start a system service (what `make system` installs) or change the machine (a mount): a test
+# that uses one, directly or through another fixture, is marked `services`.
+SERVICE_FIXTURES = {"broker", "postgres", "browser", "rtsp_camera", "small_disk"}
 
 
-def needs_shared(path: Path) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(not path.exists(), reason=f"{path} is absent (../shared is not beside the project)")
-
-
-def run_cli(module: str, *args: object, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run `python -m module args` as a user would, in a fresh process."""
-    result = subprocess.run(
-        [sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=600
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{module} {args} exited {result.returncode}:\n{result.stderr[-3000:]}")
-    return result
-
-
-def assert_real_chart(path: Path, size: tuple[int, int] = (1200, 500)) -> None:
-    """A PNG that opens at the size it was drawn at and holds more than a blank canvas."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        assert image.size == size
-        pixels = np.asarray(image.convert("RGB"))
-    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
-    assert pixels.std() > 10
-
-
-def as_flags(options: dict[str, object]) -> list[str]:
-    return [item for key, value in options.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `services` the tests that start a service through a fixture, or run their store on PostgreSQL
+    (`db_url`'s postgresql parameter; its sqlite twin needs nothing). Tests that start one themselves
+    carry the marker in their module."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("db_url") == "postgresql"
+        if on_postgres or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +72,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory, tiny_images: Path, tin
 
 @pytest.fixture
 def broker(tmp_path: Path):
-    from tests.broker import Mosquitto
+    from tests.support.broker import Mosquitto
 
     server = Mosquitto(tmp_path / "broker").start()
     yield server
@@ -108,7 +84,7 @@ def postgres():
     import shutil
     import tempfile
 
-    from tests.postgres import Postgres
+    from tests.support.postgres import Postgres
 
     workdir = Path(tempfile.mkdtemp(prefix="edgeloop-pg-"))  # pytest's own folders are closed to `postgres`
     os.chmod(workdir, 0o755)

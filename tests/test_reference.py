@@ -3,7 +3,7 @@ what the code says today (run scripts/reference.py after changing either)."""
 
 import importlib.util
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 
 def test_the_reference_matches_the_code() -> None:

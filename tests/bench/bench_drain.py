@@ -32,8 +32,8 @@ from cloud.store import connect  # noqa: E402
 from common import protocol  # noqa: E402
 from common.mqtt import url  # noqa: E402
 from common.mqtt.client import connect_properties  # noqa: E402
-from tests.broker import Mosquitto  # noqa: E402
-from tests.fleet import Publisher  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
+from tests.support.fleet import Publisher  # noqa: E402
 
 GROUP = "bench"
 

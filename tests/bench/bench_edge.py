@@ -34,9 +34,9 @@ from common import bundle, images  # noqa: E402
 from edge.backends import create  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
 from edge.run import Device  # noqa: E402
-from tests.broker import Mosquitto  # noqa: E402
-from tests.conftest import FLOWERS, MOBILENET_025_224  # noqa: E402
-from tests.makedata import write_dataset  # noqa: E402
+from tests.support.broker import Mosquitto  # noqa: E402
+from tests.support.data import write_dataset  # noqa: E402
+from tests.support.shared import FLOWERS, MOBILENET_025_224  # noqa: E402
 
 
 def make_bundle(tmp: Path) -> tuple[Path, list[Path]]:

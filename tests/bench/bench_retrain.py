@@ -31,8 +31,8 @@ from cloud.retrain.bottlenecks import forward_fn  # noqa: E402
 from cloud.retrain.config import RetrainConfig  # noqa: E402
 from cloud.retrain.train import retrain  # noqa: E402
 from common import images  # noqa: E402
-from tests.conftest import FLOWERS, MOBILENET_025_224  # noqa: E402
-from tests.makedata import write_dataset  # noqa: E402
+from tests.support.data import write_dataset  # noqa: E402
+from tests.support.shared import FLOWERS, MOBILENET_025_224  # noqa: E402
 
 ARCH = "mobilenet_0.25_224"
 

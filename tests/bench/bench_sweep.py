@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from common import bundle  # noqa: E402
-from tests.conftest import FLOWERS, MOBILENET_025_224  # noqa: E402
-from tests.makedata import write_dataset  # noqa: E402
+from tests.support.data import write_dataset  # noqa: E402
+from tests.support.shared import FLOWERS, MOBILENET_025_224  # noqa: E402
 
 ARCH = "mobilenet_0.25_224"
 

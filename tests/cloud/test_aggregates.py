@@ -2,7 +2,6 @@
 through the aggregator's writer with known times, scores and latencies, a model registry row, and
 the API's numbers checked against figures worked out by hand."""
 
-import json
 import math
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from cloud.api.gauges import escape
 from cloud.store import connect
 from cloud.store.predictions import prediction_row
 from common import protocol
+from tests.support.registry import register
 
 # cam-1's 20 predictions in the window: 12 daisy (8 at 0.9, 4 at 0.3), 6 roses (0.8, 0.6, 0.4 twice), 2 tulips at 0.2
 CAM1 = [("daisy", 0.9)] * 8 + [("daisy", 0.3)] * 4 + [("roses", s) for s in (0.8, 0.6, 0.4) * 2] + [("tulips", 0.2)] * 2
@@ -42,15 +42,6 @@ def predictions(device_id: str, labels, start: float, first_seq: int = 1, versio
         )
         for i, (label, score) in enumerate(labels)
     ]
-
-
-def register(db, version: str, label_counts: dict[str, int]) -> None:
-    with db.transaction() as cur:
-        cur.execute(
-            """INSERT INTO models (name, version, state, created, sha256, metrics, label_counts)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            ("flowers", version, "promoted", time.time(), "0" * 64, "{}", json.dumps(label_counts)),
-        )
 
 
 @pytest.fixture

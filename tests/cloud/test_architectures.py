@@ -5,7 +5,7 @@ import pytest
 
 from cloud.retrain import architectures
 from cloud.retrain.errors import RetrainError
-from tests.conftest import MOBILENET_025_128_TOP, needs_shared
+from tests.support.shared import MOBILENET_025_128_TOP, needs_shared
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,9 @@ import urllib.request
 
 import pytest
 
-from tests.broker import free_port, wait_for
-from tests.cloud.test_serve import start_serve
+from tests.support.ports import free_port
+from tests.support.serve import start_serve
+from tests.support.waiting import wait_for
 
 WRITES = [("/api/retrain", {"model": "colours"}), (f"/api/samples/{'0' * 64}/label", {"label": "red"}),
           (f"/api/samples/{'0' * 64}/discard", None)]  # fmt: skip

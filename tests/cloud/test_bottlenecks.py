@@ -6,7 +6,7 @@ import pytest
 
 from cloud.retrain import architectures
 from cloud.retrain.bottlenecks import BottleneckCache, compute
-from tests.makedata import write_dataset, write_jpeg
+from tests.support.data import write_dataset, write_jpeg
 
 
 @pytest.fixture(scope="module")

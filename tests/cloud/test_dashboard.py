@@ -9,11 +9,12 @@ from pathlib import Path
 
 from cloud.store import connect
 from common import protocol
-from tests.broker import free_port, wait_for
-from tests.cloud.conftest import ARTIFACTS
-from tests.cloud.test_aggregates import register
-from tests.cloud.test_serve import metric, start_serve
-from tests.fleet import Publisher
+from tests.support.fleet import Publisher
+from tests.support.paths import ARTIFACTS
+from tests.support.ports import free_port
+from tests.support.registry import register
+from tests.support.serve import metric, start_serve
+from tests.support.waiting import wait_for
 
 
 def cell(page, row: str, column: str) -> str:

@@ -5,7 +5,7 @@ import pytest
 
 from cloud.retrain.dataset import check_trainable, scan, split_of
 from cloud.retrain.errors import RetrainError
-from tests.makedata import write_dataset
+from tests.support.data import write_dataset
 
 
 def retrain_py_split(name: str, validation: float, testing: float) -> str:

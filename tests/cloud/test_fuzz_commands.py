@@ -15,7 +15,7 @@ from cloud.training.commands import RetrainCommands
 from cloud.training.jobs import Jobs
 from common import protocol
 from common.mqtt import url
-from tests.fuzz import FUZZ, mutations, objects_like
+from tests.support.fuzz import FUZZ, mutations, objects_like
 
 VALID = protocol.RetrainRequest(model="flowers", reason="a person asked").encode()
 

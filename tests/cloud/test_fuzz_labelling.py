@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from cloud import labelling
 from cloud.store import connect
-from tests.cloud.test_labelling import dataset_files, store_samples
-from tests.fuzz import FUZZ, IDS
+from tests.support.fuzz import FUZZ, IDS
+from tests.support.samples import dataset_files, store_samples
 
 HEX = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 

@@ -16,9 +16,9 @@ from paho.mqtt.properties import Properties
 
 from cloud.aggregator import parse
 from common import protocol
-from tests.cloud.test_ingest import sample_properties
-from tests.fuzz import FUZZ, JSON_VALUES, jpeg_claiming, mutations, objects_like
-from tests.makedata import encode_jpeg, synthetic_image
+from tests.support.data import encode_jpeg, synthetic_image
+from tests.support.fuzz import FUZZ, JSON_VALUES, jpeg_claiming, mutations, objects_like
+from tests.support.samples import sample_properties
 
 REASONS = {"oversized", "bad_json", "schema", "device_mismatch", "bad_image"}
 JPEG = encode_jpeg(synthetic_image("blue", np.random.default_rng(2), size=48))

@@ -8,16 +8,15 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from cloud.aggregator.ingest import Ingest
 from cloud.api.app import create_app
 from cloud.store import connect
 from common import protocol
 from common.mqtt import url
-from tests.broker import wait_for
-from tests.fleet import Publisher, prediction
+from tests.support.fleet import Publisher, prediction
+from tests.support.samples import sample_properties
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -30,13 +29,6 @@ def aggregator(broker, db_url: str, tmp_path: Path):
     yield ingest, TestClient(create_app(db, ingest.metrics, tmp_path / "data"))
     ingest.stop()
     db.close()
-
-
-def sample_properties(meta: protocol.SampleMeta) -> Properties:
-    props = Properties(PacketTypes.PUBLISH)
-    props.ContentType = "image/jpeg"
-    props.UserProperty = [(protocol.SAMPLE_META_PROPERTY, meta.model_dump_json())]
-    return props
 
 
 def test_stored_once_with_duplicates_and_gaps_counted(broker, aggregator) -> None:

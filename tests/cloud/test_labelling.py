@@ -2,41 +2,22 @@
 label folder by content hash (the layout the retrainer reads), a relabel moves it, a discard removes
 it, the provenance stays on the row and in the API, and hostile ids and labels touch nothing."""
 
-import hashlib
 import threading
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from cloud import labelling
 from cloud.aggregator.metrics import Metrics
-from cloud.aggregator.parse import Sample
-from cloud.aggregator.writer import Batch, sample_path, write
+from cloud.aggregator.writer import sample_path
 from cloud.api.app import create_app
 from cloud.retrain.dataset import scan
 from cloud.store import connect
-from common import protocol
+from tests.support.samples import dataset_files, store_samples
 
 PROVENANCE = "device_id, seq, model_version, predicted, score, status, label, labelled_at, dataset_path"
-
-
-def store_samples(db, data_dir: Path, n: int, model: str = "flowers", seed: int = 0) -> list[Sample]:
-    """Samples as the aggregator files them: a distinct JPEG each, its row in the store."""
-    rng = np.random.default_rng(seed)
-    samples = []
-    for seq in range(1, n + 1):
-        _, jpeg = cv2.imencode(".jpg", rng.integers(0, 256, (32, 40, 3), np.uint8))
-        meta = protocol.SampleMeta(
-            device_id="cam-1", seq=seq, ts=time.time(), model=protocol.ModelRef(name=model, version="3"),
-            top_k=[protocol.Score(label="daisy", score=0.25 + seq / 100)], reason="low_confidence",
-        )  # fmt: skip
-        samples.append(Sample(hashlib.sha256(jpeg.tobytes()).hexdigest(), jpeg.tobytes(), meta))
-    write(db, data_dir, Batch(samples=samples))
-    return samples
 
 
 @pytest.fixture
@@ -50,10 +31,6 @@ def store(db_url: str, tmp_path: Path):
 def provenance(db, sample_id: str) -> dict:
     row = db.query(f"SELECT {PROVENANCE} FROM samples WHERE id = ?", (sample_id,))[0]
     return dict(zip(PROVENANCE.split(", "), row, strict=True))
-
-
-def dataset_files(data_dir: Path) -> list[str]:
-    return sorted(p.relative_to(data_dir).as_posix() for p in (data_dir / "datasets").rglob("*") if p.is_file())
 
 
 def test_a_label_files_the_picture_by_hash_and_keeps_the_provenance(store) -> None:

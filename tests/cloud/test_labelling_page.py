@@ -12,12 +12,13 @@ import cv2
 import numpy as np
 
 from common import protocol
-from tests.broker import free_port, wait_for
-from tests.cloud.conftest import ARTIFACTS
-from tests.cloud.test_ingest import sample_properties
-from tests.cloud.test_serve import metric, start_serve
-from tests.fleet import Publisher
-from tests.makedata import COLOURS, synthetic_image
+from tests.support.data import COLOURS, synthetic_image
+from tests.support.fleet import Publisher
+from tests.support.paths import ARTIFACTS
+from tests.support.ports import free_port
+from tests.support.samples import sample_properties
+from tests.support.serve import metric, start_serve
+from tests.support.waiting import wait_for
 
 PREDICTED = [("daisy", 0.31), ("roses", 0.42), ("tulips", 0.18), ("daisy", 0.47), ("roses", 0.22)]
 SHOWN = """n => {

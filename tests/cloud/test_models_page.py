@@ -10,10 +10,11 @@ from pathlib import Path
 
 import yaml
 
-from tests.broker import free_port, wait_for
-from tests.cloud.conftest import ARTIFACTS
-from tests.cloud.test_serve import start_serve
-from tests.makedata import write_dataset
+from tests.support.data import write_dataset
+from tests.support.paths import ARTIFACTS
+from tests.support.ports import free_port
+from tests.support.serve import start_serve
+from tests.support.waiting import wait_for
 
 
 def jobs(port: int) -> list[dict]:

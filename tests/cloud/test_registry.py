@@ -21,8 +21,9 @@ from cloud.store import connect
 from cloud.training.jobs import Jobs
 from common import bundle, protocol, signing
 from common.mqtt import url
-from tests.broker import Recorder, wait_for
-from tests.conftest import run_cli
+from tests.support.broker import Recorder
+from tests.support.cli import run_cli
+from tests.support.waiting import wait_for
 
 
 def test_simultaneous_triggers_make_one_job(db_url: str) -> None:

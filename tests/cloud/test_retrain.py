@@ -9,8 +9,8 @@ import pytest
 
 from cloud.cli import main
 from common import bundle
-from tests.conftest import as_flags, run_cli
-from tests.makedata import write_dataset
+from tests.support.cli import as_flags, run_cli
+from tests.support.data import write_dataset
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def read_scalars(event_dir: Path) -> dict[str, list[float]]:
     return {tag: [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)] for tag in acc.Tags()["tensors"]}
 
 
+@pytest.mark.slow  # two trainings in fresh processes
 def test_cli_trains_a_bundle_then_reuses_every_bottleneck(messy_images: Path, tiny_flags, tmp_path: Path) -> None:
     flags = [*as_flags(tiny_flags), "--image-dir", messy_images, "--bottleneck-dir", tmp_path / "bn"]
     first = run_cli("cloud", "retrain", *flags, "--output-dir", tmp_path / "b1", "--summaries-dir", tmp_path / "tb")
@@ -62,6 +63,7 @@ def test_cli_trains_a_bundle_then_reuses_every_bottleneck(messy_images: Path, ti
     assert bundle.load(tmp_path / "b2").meta.bottlenecks.model_dump() == {"computed": 0, "cached": 90}
 
 
+@pytest.mark.slow  # two trainings
 def test_retraining_replaces_a_bundle_in_place(tiny_images: Path, tiny_flags, tmp_path: Path) -> None:
     argv = [
         "retrain",

@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from common import bundle
-from tests.conftest import FLOWERS, MOBILENET_025_224, needs_shared, run_cli
+from tests.support.cli import run_cli
+from tests.support.shared import FLOWERS, MOBILENET_025_224, needs_shared
 
-pytestmark = [needs_shared(FLOWERS), needs_shared(MOBILENET_025_224)]
+pytestmark = [needs_shared(FLOWERS), needs_shared(MOBILENET_025_224), pytest.mark.slow]
 FLAGS = ["--image-dir", FLOWERS, "--architecture", "mobilenet_0.25_224", "--weights", MOBILENET_025_224]
 
 

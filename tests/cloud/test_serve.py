@@ -2,32 +2,16 @@
 restarted, it has stored every prediction exactly once."""
 
 import signal
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
-from tests.broker import free_port, wait_for
-from tests.conftest import ROOT
-from tests.fleet import Publisher
+from tests.support.fleet import Publisher
+from tests.support.ports import free_port
+from tests.support.serve import metric, start_serve
+from tests.support.waiting import wait_for
 
 N = 20_000
-
-
-def start_serve(broker, db: str, data: Path, port: int, *extra: object) -> subprocess.Popen:
-    args = ["--broker", broker.url, "--db", db, "--data-dir", data, "--http-port", port, "--http-host", "127.0.0.1"]
-    args += [*extra]
-    return subprocess.Popen([sys.executable, "-m", "cloud", "serve", *map(str, args)], cwd=ROOT)
-
-
-def metric(port: int, name: str) -> int:
-    try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-    except OSError:
-        return -1
-    return int(next(line.split()[-1] for line in text.splitlines() if line.startswith(f"edgeloop_{name}_total ")))
 
 
 def count(db_file: Path) -> int:

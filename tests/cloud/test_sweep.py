@@ -16,7 +16,9 @@ from cloud.sweep.sweep import sweep
 from common import bundle
 from common.errors import ConfigError
 from common.options import build, read_yaml
-from tests.conftest import TINY_ARCHITECTURE, as_flags, assert_real_chart, run_cli
+from tests.support.charts import assert_real_chart
+from tests.support.cli import as_flags, run_cli
+from tests.support.data import TINY_ARCHITECTURE
 
 NO_GPU = "no GPU here"
 
@@ -80,6 +82,7 @@ def test_grid_names_runs_by_what_varies_and_samples_with_the_seed(tiny_images: P
         grid.expand(build(SweepConfig, options, {"validation_percentage": 60, "testing_percentage": 40}))
 
 
+@pytest.mark.slow  # a sweep of several trainings
 def test_in_process_sweep_shares_bottlenecks_and_reports_gpu_runs_without_a_gpu(
     tiny_images: Path, tiny_flags: dict[str, object], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -135,6 +138,7 @@ def test_in_process_sweep_shares_bottlenecks_and_reports_gpu_runs_without_a_gpu(
     assert_real_chart(out / "sweep.png")
 
 
+@pytest.mark.slow  # trainings in worker processes
 def test_worker_processes_share_the_cache_and_a_misfit_fails_alone(
     tiny_images: Path, tiny_flags: dict[str, object], tmp_path: Path
 ) -> None:

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from cloud.sweep.summaries import curve
-from tests.conftest import FLOWERS, MOBILENET_025_224, assert_real_chart, needs_shared, run_cli
+from tests.support.charts import assert_real_chart
+from tests.support.cli import run_cli
+from tests.support.shared import FLOWERS, MOBILENET_025_224, needs_shared
 
-pytestmark = [needs_shared(FLOWERS), needs_shared(MOBILENET_025_224)]
+pytestmark = [needs_shared(FLOWERS), needs_shared(MOBILENET_025_224), pytest.mark.slow]
 IMAGES = 2569
 
 

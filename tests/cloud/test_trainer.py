@@ -14,7 +14,8 @@ from cloud.training.jobs import Jobs
 from cloud.training.trainer import Trainer, TrainingPolicy
 from common import protocol
 from common.mqtt import url
-from tests.broker import Recorder, wait_for
+from tests.support.broker import Recorder
+from tests.support.waiting import wait_for
 
 
 def test_a_sweep_as_a_training_job_promotes_its_best_run(broker, tiny_images, tiny_flags, tmp_path: Path) -> None:

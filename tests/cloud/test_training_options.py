@@ -63,6 +63,7 @@ def test_distorted_batches_are_computed_afresh_not_read_from_the_cache(tiny_imag
     assert not np.allclose(distorted[0], cached[0], atol=1e-3)
 
 
+@pytest.mark.slow  # a training that computes every bottleneck every step
 def test_distorted_training_makes_a_working_bundle(tiny_images, tiny_flags, tmp_path) -> None:
     trained = _train(
         tiny_images, tiny_flags, tmp_path, flip_left_right=True, random_brightness=10, how_many_training_steps=20
@@ -78,6 +79,7 @@ def test_unfreeze_top_picks_the_last_weighted_layers(tiny_weights: Path) -> None
     assert {layer.name for layer in base.layers if layer.trainable} == {"conv_dw_13", "conv_pw_13"}
 
 
+@pytest.mark.slow  # a training that fine-tunes the base
 def test_fine_tuning_changes_only_the_top_of_the_base(tiny_images, tiny_flags, tmp_path) -> None:
     trained = _train(tiny_images, tiny_flags, tmp_path, fine_tune_layers=1, fine_tune_steps=5)
     loaded = tf.saved_model.load(str(trained.saved_model_path))
@@ -90,6 +92,7 @@ def test_fine_tuning_changes_only_the_top_of_the_base(tiny_images, tiny_flags, t
     assert trained.meta.metrics.tflite.agreement == 1.0
 
 
+@pytest.mark.slow  # a training and a quantized export each
 @pytest.mark.parametrize("kind", ["float16", "int8"])
 def test_quantized_export_is_smaller_and_measured(tiny_images, tiny_flags, tiny_bundle, tmp_path, kind) -> None:
     trained = _train(tiny_images, tiny_flags, tmp_path, quantization=kind)

@@ -14,7 +14,7 @@ from cloud.training.jobs import Jobs
 from cloud.training.triggers import TriggerPolicy, Triggers
 from common import protocol
 from common.mqtt import url
-from tests.broker import wait_for
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

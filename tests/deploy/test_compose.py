@@ -11,13 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.options import ROOT, options
+from tests.support.deploy_options import options
+from tests.support.paths import ROOT
 
 COMPOSE = ROOT / "deploy" / "compose"
 
-pytestmark = pytest.mark.skipif(
-    not shutil.which("docker-compose"), reason="docker-compose is not installed (make test installs Debian's)"
-)
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.skipif(
+        not shutil.which("docker-compose"), reason="docker-compose is not installed (make test installs Debian's)"
+    ),
+]
 
 
 def env_file(folder: Path, tmp_path: Path) -> Path:

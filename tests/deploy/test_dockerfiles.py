@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.options import ROOT
+from tests.support.paths import ROOT
 
 HADOLINT = Path(sys.executable).parent / "hadolint"
 

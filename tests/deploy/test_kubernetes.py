@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from tests.deploy.options import ROOT, options
+from tests.support.deploy_options import options
+from tests.support.paths import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
 VALIDATE = Path(sys.executable).parent / "kubernetes-validate"

@@ -13,10 +13,11 @@ import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from common import protocol
-from tests.broker import Mosquitto, wait_for
-from tests.deploy.brokers import CONFIGS, start, write_passwords
-from tests.deploy.certs import make_certs
-from tests.deploy.clients import Client
+from tests.support.broker import Mosquitto
+from tests.support.certs import make_certs
+from tests.support.mosquitto_configs import CONFIGS, start, write_passwords
+from tests.support.mqtt_client import Client
+from tests.support.waiting import wait_for
 
 PASSWORDS = {"edgeloop-aggregator": "aggregator-secret", "cam-7": "cam-7-secret", "cam-8": "cam-8-secret"}
 NOT_AUTHORIZED = 0x87
@@ -34,6 +35,9 @@ def topic(kind: protocol.Kind, device_id: str = "cam-7") -> str:
 
 def per_device(kind: protocol.Kind) -> bool:
     return topic(kind, "cam-7") != topic(kind, "cam-8")
+
+
+pytestmark = pytest.mark.services  # each test starts Mosquitto
 
 
 @dataclass

@@ -11,7 +11,7 @@ import pytest
 from cloud.options import ServeConfig
 from common.options import build, read_yaml
 from edge.config import EdgeConfig
-from tests.deploy.options import ROOT
+from tests.support.paths import ROOT
 
 SYSTEMD = ROOT / "deploy" / "systemd"
 INSTALLED_PYTHON = "/opt/edgeloop/.venv/bin/python"

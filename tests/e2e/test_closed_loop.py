@@ -15,10 +15,12 @@ import cv2
 import numpy as np
 import yaml
 
-from tests.broker import Recorder, free_port, wait_for
-from tests.conftest import ROOT
-from tests.edge.running import start_edge, versions
-from tests.makedata import COLOURS, write_dataset, write_video
+from tests.support.broker import Recorder
+from tests.support.data import COLOURS, write_dataset, write_video
+from tests.support.device import start_edge, versions
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
+from tests.support.waiting import wait_for
 
 LABELS_NEEDED = 6
 # The test's model (random base features, 40 images a label) scores 0.75-0.8 on a test split of

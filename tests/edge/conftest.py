@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker import Mosquitto, Recorder, wait_for
-from tests.makedata import write_video
+from tests.support.broker import Mosquitto, Recorder
+from tests.support.data import write_video
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 from common import bundle, images
 from edge import backends
 from edge.classifier import Classifier
-from tests.makedata import synthetic_image
+from tests.support.data import synthetic_image
 
 
 def test_registry_reports_what_loads_here() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common import bundle
-from tests.conftest import run_cli
+from tests.support.cli import run_cli
 
 
 def _json_lines(stdout: str) -> list[dict]:
@@ -81,7 +81,7 @@ def test_no_images_or_a_bad_top_k_is_a_clear_error(tiny_bundle: Path, tmp_path: 
 
 
 def test_bench_prints_the_designed_figures(tiny_bundle: Path, tmp_path: Path) -> None:
-    from tests.makedata import write_video
+    from tests.support.data import write_video
 
     video = write_video(tmp_path / "v.avi", frames=10)
     result = run_cli("edge", "bench", "--model", tiny_bundle, "--source", video, "--frames", "30", "--json")

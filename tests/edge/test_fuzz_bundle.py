@@ -18,7 +18,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from common import bundle
-from tests.fuzz import FUZZ, mutations
+from tests.support.fuzz import FUZZ, mutations
 
 NAME = "b"
 OUT = "1/2/3/4/5/6/out"  # deep in the temporary folder: a member escaping six levels still lands where we look

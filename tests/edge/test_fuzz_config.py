@@ -15,7 +15,7 @@ from cloud.options import ServeConfig
 from cloud.retrain.config import RetrainConfig
 from common import options
 from edge.config import EdgeConfig
-from tests.fuzz import FUZZ, JSON_VALUES
+from tests.support.fuzz import FUZZ, JSON_VALUES
 
 REQUIRED = {
     EdgeConfig: {"source": "0", "model": "bundle", "device_id": "cam-1"},

@@ -11,8 +11,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from common import images
-from tests.fuzz import FUZZ, jpeg_claiming, mutations
-from tests.makedata import encode_jpeg, synthetic_image
+from tests.support.data import encode_jpeg, synthetic_image
+from tests.support.fuzz import FUZZ, jpeg_claiming, mutations
 
 JPEG = encode_jpeg(synthetic_image("green", np.random.default_rng(1), size=48))
 

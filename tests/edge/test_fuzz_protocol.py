@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from common import protocol
-from tests.fuzz import FINITE, FUZZ, IDS, JSON_VALUES, mutations, objects_like
+from tests.support.fuzz import FINITE, FUZZ, IDS, JSON_VALUES, mutations, objects_like
 
 PAYLOADS = [kind.payload for kind in protocol.WIRE if kind.payload is not None]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from common import images
-from tests.makedata import synthetic_image, write_jpeg
+from tests.support.data import synthetic_image, write_jpeg
 
 
 @pytest.fixture

@@ -5,8 +5,10 @@ import json
 import signal
 import time
 
-from tests.broker import wait_for
-from tests.edge.running import run_edge, seqs, start_edge, states
+import pytest
+
+from tests.support.device import run_edge, seqs, start_edge, states
+from tests.support.waiting import wait_for
 
 
 def test_a_broker_outage_loses_no_prediction(tiny_bundle, video, broker, recorder, tmp_path) -> None:
@@ -56,7 +58,7 @@ def test_killed_device_goes_offline_through_its_last_will(tiny_bundle, video, br
 
 
 def test_a_bad_source_or_broker_url_is_a_clear_error(tiny_bundle, tmp_path) -> None:
-    from tests.conftest import run_cli
+    from tests.support.cli import run_cli
 
     result = run_cli(
         "edge", "run", "--model", tiny_bundle, "--source", tmp_path / "nope.mp4", "--device-id", "x", check=False
@@ -74,7 +76,7 @@ def test_live_preview_serves_labelled_frames(tiny_bundle, video, broker, recorde
     import urllib.request
 
     from edge.sources.mjpeg import MJPEGSource
-    from tests.broker import free_port
+    from tests.support.ports import free_port
 
     port = free_port()
     edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", "--loop", "--preview-port", str(port))
@@ -93,12 +95,13 @@ def test_live_preview_serves_labelled_frames(tiny_bundle, video, broker, recorde
     assert (label > 220).all(axis=-1).sum() > 20, "the label is drawn in white"
 
 
+@pytest.mark.services  # starts its own Mosquitto
 def test_credentials_from_the_environment_and_never_logged(tiny_bundle, video, tmp_path) -> None:
     import os
     import subprocess
 
     from edge.outbox import Outbox
-    from tests.broker import Mosquitto
+    from tests.support.broker import Mosquitto
 
     server = Mosquitto(tmp_path / "broker")
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(tmp_path / "passwd"), "cam-1", "s3cret-pw"], check=True)
@@ -140,11 +143,12 @@ def test_unsure_frames_arrive_as_jpeg_samples_within_the_rate(tiny_bundle, video
         assert meta.seq in seqs(recorder)
 
 
+@pytest.mark.services  # starts its own Mosquitto
 def test_tls_with_the_device_s_ca_file(tiny_bundle, video, tmp_path) -> None:
     import subprocess
 
     from edge.outbox import Outbox
-    from tests.broker import Mosquitto
+    from tests.support.broker import Mosquitto
 
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
@@ -173,10 +177,11 @@ def test_tls_with_the_device_s_ca_file(tiny_bundle, video, tmp_path) -> None:
         server.stop()
 
 
+@pytest.mark.services  # starts its own Mosquitto
 def test_predictions_the_broker_refuses_stay_in_the_outbox(tiny_bundle, video, tmp_path) -> None:
 
     from edge.outbox import Outbox
-    from tests.broker import Mosquitto
+    from tests.support.broker import Mosquitto
 
     server = Mosquitto(tmp_path / "broker")
     (tmp_path / "acl").write_text("topic read edgeloop/#\ntopic write edgeloop/devices/cam-1/status\n")

@@ -14,8 +14,10 @@ import pytest
 from edge import sources
 from edge.sources.capture import Capture
 from edge.sources.opencv import csi_pipeline
-from tests.broker import free_port, wait_for
-from tests.makedata import synthetic_image, write_dataset, write_video
+from tests.support.data import synthetic_image, write_dataset, write_video
+from tests.support.ports import free_port
+from tests.support.rtsp import RTSPCamera
+from tests.support.waiting import wait_for
 
 
 def test_registry_picks_the_source_by_uri(tmp_path: Path) -> None:
@@ -134,26 +136,6 @@ def test_a_live_source_hands_over_the_newest_frame_and_counts_the_dropped(camera
     capture.stop()
     assert frame is not None
     assert capture.counts["dropped"] >= 5
-
-
-class RTSPCamera:
-    def __init__(self, video: Path) -> None:
-        self.video = video
-        self.port = free_port()
-        self.url = f"rtsp://127.0.0.1:{self.port}/live"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "RTSPCamera":
-        script = Path(__file__).resolve().parents[1] / "rtsp_server.py"
-        self.proc = subprocess.Popen(
-            ["/usr/bin/python3", str(script), str(self.video), str(self.port)], stdout=subprocess.PIPE
-        )
-        assert self.proc.stdout.readline().strip() == b"ready"
-        return self
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ frames; a bundle with a wrong checksum or altered files is refused while the old
 
 import hashlib
 import json
-import shutil
 import signal
 import threading
 from functools import partial
@@ -15,8 +14,10 @@ import pytest
 from common import bundle, protocol, signing
 from edge.classifier import Classifier
 from edge.updates import ModelUpdater
-from tests.broker import free_port, wait_for
-from tests.edge.running import seqs, start_edge, states, versions
+from tests.support.device import seqs, start_edge, states, versions
+from tests.support.ports import free_port
+from tests.support.updates import announce, version_of
+from tests.support.waiting import wait_for
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -32,22 +33,6 @@ def bundle_server(tmp_path: Path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-
-
-def version_of(tiny_bundle: Path, tmp_path: Path, version: str) -> Path:
-    """The same network as another version: what the registry would serve after a retraining."""
-    copy = Path(shutil.copytree(tiny_bundle, tmp_path / f"v{version}" / tiny_bundle.name))
-    meta = bundle.read_meta(copy).model_copy(update={"version": version})
-    bundle.write_meta(copy, meta)
-    return copy
-
-
-def announce(broker, name: str, version: str, url: str, sha256: str) -> None:
-    import paho.mqtt.publish as publish
-
-    body = protocol.Announcement(name=name, version=version, url=url, sha256=sha256, created="now")
-    port = int(broker.url.rsplit(":", 1)[1])
-    publish.single(f"edgeloop/models/{name}", body.encode(), qos=1, retain=True, hostname="127.0.0.1", port=port)
 
 
 def test_sound_bundle_swaps_in_and_a_bad_one_is_refused(

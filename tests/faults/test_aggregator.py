@@ -8,20 +8,10 @@ import time
 
 import pytest
 
-from tests.faults.harness import Aggregator, recovery, stored
-from tests.fleet import Publisher
+from tests.support.faults import RATE, Aggregator, paced, recovery, stored
+from tests.support.fleet import Publisher
 
 DEVICES = 3
-RATE = 300  # predictions per second per device
-
-
-def paced(seqs: range, progress: dict[str, int], device: str):
-    """The seqs at RATE a second, `progress[device]` the last one handed to the broker."""
-    start = time.monotonic()
-    for i, seq in enumerate(seqs):
-        time.sleep(max(start + i / RATE - time.monotonic(), 0))
-        yield seq
-        progress[device] = seq
 
 
 @pytest.mark.parametrize(

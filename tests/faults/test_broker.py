@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker import wait_for
-from tests.conftest import ROOT
-from tests.edge.running import edge_command
-from tests.faults.conftest import FPS
-from tests.faults.harness import Aggregator, recovery, stored
+from tests.support.camera import FPS
+from tests.support.device import edge_command
+from tests.support.faults import Aggregator, recovery, stored
+from tests.support.paths import ROOT
+from tests.support.waiting import wait_for
 
 
 def device_seq(state: Path) -> int:

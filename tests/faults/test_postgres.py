@@ -8,9 +8,8 @@ import time
 import psycopg
 import pytest
 
-from tests.faults.harness import Aggregator, recovery
-from tests.faults.test_aggregator import paced
-from tests.fleet import Publisher
+from tests.support.faults import Aggregator, paced, recovery
+from tests.support.fleet import Publisher
 
 DEVICES = 2
 

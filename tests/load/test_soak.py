@@ -17,10 +17,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from common import protocol
-from tests.broker import free_port, wait_for
-from tests.cloud.test_serve import metric, start_serve
-from tests.conftest import ROOT
-from tests.fleet import prediction
+from tests.support.fleet import prediction
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
+from tests.support.serve import metric, start_serve
+from tests.support.waiting import wait_for
 
 PROCESSES = 4
 DEVICES_PER_PROCESS = 75  # 300 devices

@@ -11,9 +11,9 @@ import time
 
 from edge.outbox import MIN_FREE_BYTES
 from edge.publisher import WINDOW
-from tests.broker import wait_for
-from tests.edge.faults.conftest import delivered, device_row, outbox_counters
-from tests.edge.running import seqs, start_edge
+from tests.support.device import seqs, start_edge
+from tests.support.device_faults import delivered, device_row, outbox_counters
+from tests.support.waiting import wait_for
 
 
 def free_bytes(path) -> int:

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker import wait_for
-from tests.conftest import ROOT
-from tests.edge.faults.conftest import device_row, outbox_counters
-from tests.edge.running import edge_command
+from tests.support.device import edge_command
+from tests.support.device_faults import device_row, outbox_counters
+from tests.support.paths import ROOT
+from tests.support.waiting import wait_for
 
 BROKER_IP, DEVICE_IP, PORT = "10.77.0.1", "10.77.0.2", 1883  # only inside the namespaces below
 INFLIGHT = 100  # QoS 1 messages paho keeps unacknowledged (Publisher sets it)
+
+pytestmark = pytest.mark.services  # network namespaces, Mosquitto inside one, tc and iptables
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from common import bundle
-from tests.broker import free_port, wait_for
-from tests.edge.faults.conftest import delivered, device_row, outbox_counters
-from tests.edge.running import seqs, start_edge, versions
-from tests.edge.test_updates import announce, version_of
+from tests.support.device import seqs, start_edge, versions
+from tests.support.device_faults import delivered, device_row, outbox_counters
+from tests.support.ports import free_port
+from tests.support.updates import announce, version_of
+from tests.support.waiting import wait_for
 
 
 class SlowBundles:

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.broker import free_port
+from tests.support.ports import free_port
 
 
 def _bin(name: str) -> str:

@@ -1,5 +1,6 @@
-"""What the fault tests share: counting what a store holds, waiting for the aggregator's session,
-timing a recovery, and the outcome of a fault as a row of the report (tests/faults/report.py)."""
+"""What the fault tests share: a fleet paced in real time, counting what a store holds, waiting for the
+aggregator's session, timing a recovery, and the outcome of a fault as a row of the report
+(tests/support/fault_report.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,23 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.broker import free_port, wait_for
-from tests.cloud.test_serve import metric, start_serve
-from tests.faults.report import Row
-from tests.fleet import Publisher
+from tests.support.fault_report import Row
+from tests.support.fleet import Publisher
+from tests.support.ports import free_port
+from tests.support.serve import metric, start_serve
+from tests.support.waiting import wait_for
 
 WARM_UP = "warm-up"  # the device that knocks until the aggregator's session exists; left out of the counts
+RATE = 300  # predictions per second per device
+
+
+def paced(seqs: range, progress: dict[str, int], device: str):
+    """The seqs at RATE a second, `progress[device]` the last one handed to the broker."""
+    start = time.monotonic()
+    for i, seq in enumerate(seqs):
+        time.sleep(max(start + i / RATE - time.monotonic(), 0))
+        yield seq
+        progress[device] = seq
 
 
 def store_counts(db_url: str) -> tuple[int, int] | None:

@@ -4,7 +4,6 @@ model: a flag renamed or a value out of range fails here, not on a device."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -16,7 +15,6 @@ from common.options import from_args
 from edge import run
 from edge.config import EdgeConfig
 
-ROOT = Path(__file__).resolve().parents[2]
 COMMANDS = {"run": (run.add_parser, EdgeConfig), "serve": (serve.add_parser, ServeConfig)}
 COMMANDS["retrain"] = (retrain_cli.add_parser, RetrainConfig)
 

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 COLOURS = {"red": (200, 40, 40), "green": (40, 190, 60), "blue": (40, 60, 210)}
+TINY_ARCHITECTURE = "mobilenet_0.25_128"  # the base the tests train: small and fast, with calibrated_weights
 
 
 def synthetic_image(label: str, rng: np.random.Generator, size: int = 96) -> np.ndarray:

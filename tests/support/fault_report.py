@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.paths import ARTIFACTS, ROOT
 
-REPORT = ROOT / "test-artifacts" / "faults.md"
+REPORT = ARTIFACTS / "faults.md"
 _ROWS = pytest.StashKey[list["Row"]]()
 
 HEADER = """# Fault injection

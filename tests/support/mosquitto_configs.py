@@ -7,7 +7,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.broker import Mosquitto, free_port
+from tests.support.broker import Mosquitto
+from tests.support.ports import free_port
 
 CONFIGS = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 

@@ -12,7 +12,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from common.mqtt.client import connect_properties, make_client, publish_properties
 from common.mqtt.url import BrokerAddress
-from tests.broker import wait_for
+from tests.support.waiting import wait_for
 
 TIMEOUT_S = 10
 

@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.broker import Mosquitto, Recorder
-from tests.conftest import ROOT
+from tests.support.broker import Mosquitto, Recorder
+from tests.support.paths import ROOT
 
 
 def edge_command(bundle: Path, video: Path, broker_url: str, state: Path, *extra: object) -> list[str]:

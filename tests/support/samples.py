@@ -1,0 +1,41 @@
+"""Samples as a device sends them (the MQTT v5 properties) and as the aggregator files them (the JPEG
+and its row), and the dataset folders labels file them into."""
+
+import hashlib
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud.aggregator.parse import Sample
+from cloud.aggregator.writer import Batch, write
+from common import protocol
+
+
+def sample_properties(meta: protocol.SampleMeta) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = "image/jpeg"
+    props.UserProperty = [(protocol.SAMPLE_META_PROPERTY, meta.model_dump_json())]
+    return props
+
+
+def store_samples(db, data_dir: Path, n: int, model: str = "flowers", seed: int = 0) -> list[Sample]:
+    """Samples as the aggregator files them: a distinct JPEG each, its row in the store."""
+    rng = np.random.default_rng(seed)
+    samples = []
+    for seq in range(1, n + 1):
+        _, jpeg = cv2.imencode(".jpg", rng.integers(0, 256, (32, 40, 3), np.uint8))
+        meta = protocol.SampleMeta(
+            device_id="cam-1", seq=seq, ts=time.time(), model=protocol.ModelRef(name=model, version="3"),
+            top_k=[protocol.Score(label="daisy", score=0.25 + seq / 100)], reason="low_confidence",
+        )  # fmt: skip
+        samples.append(Sample(hashlib.sha256(jpeg.tobytes()).hexdigest(), jpeg.tobytes(), meta))
+    write(db, data_dir, Batch(samples=samples))
+    return samples
+
+
+def dataset_files(data_dir: Path) -> list[str]:
+    return sorted(p.relative_to(data_dir).as_posix() for p in (data_dir / "datasets").rglob("*") if p.is_file())

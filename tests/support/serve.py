@@ -1,0 +1,22 @@
+"""`python -m cloud serve` as a process the tests start, and its Prometheus counters read over HTTP."""
+
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.support.paths import ROOT
+
+
+def start_serve(broker, db: str, data: Path, port: int, *extra: object) -> subprocess.Popen:
+    args = ["--broker", broker.url, "--db", db, "--data-dir", data, "--http-port", port, "--http-host", "127.0.0.1"]
+    args += [*extra]
+    return subprocess.Popen([sys.executable, "-m", "cloud", "serve", *map(str, args)], cwd=ROOT)
+
+
+def metric(port: int, name: str) -> int:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return -1
+    return int(next(line.split()[-1] for line in text.splitlines() if line.startswith(f"edgeloop_{name}_total ")))
