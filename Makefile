@@ -45,7 +45,7 @@ test: lint system
 
 # Tests marked `services` (tests/conftest.py marks those whose fixtures start one) or `slow` (real trainings,
 # sweeps, the flower photos) are left out; make test runs them all.
-unit: $(STAMP)
+unit: lint
 	$(BIN)/python -m pytest -m "not services and not soak and not slow"
 
 # The long part of the fault and load suite (minutes): long outages, many kills, a fleet's soak.
