@@ -1,5 +1,5 @@
 """A real PostgreSQL server for the tests, started on a free port in a temporary folder. Root may
-not run it, so it runs as the `postgres` user, as TESTING.md says."""
+not run it, so it runs as the `postgres` user, which `initdb` and `pg_ctl` need."""
 
 from __future__ import annotations
 
