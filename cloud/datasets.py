@@ -5,6 +5,7 @@ gate measures candidates on it. Shared by the packages that read it, so none imp
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from common import protocol
@@ -12,6 +13,14 @@ from common import protocol
 log = logging.getLogger(__name__)
 
 DATASETS = "datasets"
+SAMPLE_ID = re.compile(r"\A[0-9a-f]{64}\Z")  # a sample's content hash; \Z: "$" would let a trailing newline through
+SEED, FIELD = "seed", "field"
+
+
+def slice_of(path: Path) -> str:
+    """A labelled sample is filed under its id (the JPEG's sha256): that name makes an image *field*,
+    something a camera saw; every other image was put in the dataset by a person: *seed*."""
+    return FIELD if SAMPLE_ID.match(path.stem) else SEED
 
 
 def dataset_dir(data_dir: Path, model: str) -> Path:

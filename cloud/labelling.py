@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import threading
 import time
 from pathlib import Path
 
 from cloud.aggregator.writer import sample_path
-from cloud.datasets import dataset_dir
+from cloud.datasets import SAMPLE_ID, dataset_dir
 from cloud.store import Cursor, Database
 from cloud.store import samples as sample_store
 from common import protocol
 
 log = logging.getLogger(__name__)
-
-SAMPLE_ID = re.compile(r"\A[0-9a-f]{64}\Z")  # \Z: "$" would let a trailing newline through
 
 
 class UnknownSample(LookupError):

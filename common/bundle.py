@@ -65,6 +65,13 @@ class ExportMetrics(_Meta):
     size_bytes: int
 
 
+class SliceMetrics(_Meta):
+    """Test accuracy on one slice of the test images: seed, field, or one device's field images."""
+
+    images: int = Field(ge=0, description="test images in the slice")
+    accuracy: float | None = Field(None, description="top-1 accuracy on them (None: no images)")
+
+
 class Metrics(_Meta):
     test_accuracy: float | None
     validation_accuracy: float | None
@@ -72,6 +79,12 @@ class Metrics(_Meta):
     confusion_matrix: list[list[int]] = Field(description="rows: true label, columns: predicted")
     per_class: dict[str, ClassMetrics]
     tflite: ExportMetrics | None = None
+    slices: dict[str, SliceMetrics] = Field(
+        default_factory=dict, description="seed (images put in the dataset) and field (labelled samples)"
+    )
+    devices: dict[str, SliceMetrics] = Field(
+        default_factory=dict, description="the field slice per device, for devices with enough test images"
+    )
 
 
 class Timings(_Meta):
@@ -91,6 +104,8 @@ class ImageStats(_Meta):
     test: int
     skipped: int = Field(0, description="files that looked like images but could not be decoded")
     skipped_files: list[str] = Field(default_factory=list)
+    per_label: dict[str, int] = Field(default_factory=dict, description="training images per label")
+    field: int = Field(0, ge=0, description="training images that are labelled samples (the field slice)")
 
 
 class ModelMeta(_Meta):

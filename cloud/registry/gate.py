@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from cloud.retrain.dataset import scan
+from cloud.retrain.dataset import Splits, scan
 from common import bundle, images
 from edge.classifier import Classifier
 
@@ -33,11 +33,7 @@ def judge(candidate: Path, promoted: Path | None, dataset_dir: Path, margin: flo
     """The comparison, as recorded in the registry: `passed` decides."""
     cand = bundle.load(candidate)
     training = cand.meta.training
-    dataset = scan(
-        dataset_dir,
-        float(str(training.get("validation_percentage", 10))),
-        float(str(training.get("testing_percentage", 10))),
-    )
+    dataset = scan(dataset_dir, Splits.of(training))
     test = [dataset.records[i] for i in dataset.indices("test")]
     paths, labels = [r.path for r in test], [dataset.labels[r.label] for r in test]
     verdict: dict = {"test_images": len(test), "margin": margin}

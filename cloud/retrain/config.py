@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from cloud.retrain.dataset import Splits
 from common.options import Options
 from common.protocol import check_id
 
@@ -25,6 +26,15 @@ class RetrainConfig(Options):
     train_batch_size: int = Field(100, ge=1, description="images per training step")
     validation_percentage: float = Field(10, ge=0, lt=100, description="share of images held out to validate")
     testing_percentage: float = Field(10, ge=0, lt=100, description="share of images held out to test")
+    field_validation_percentage: float = Field(
+        0, ge=0, lt=100, description="share of field images (labelled samples) held out to validate"
+    )
+    field_testing_percentage: float = Field(
+        20, ge=0, lt=100, description="share of field images held out to test: what the gate judges the field on"
+    )
+    field_devices: Path | None = Field(
+        None, description="JSON {sample id: device id} of the field images, for accuracy per device"
+    )
     eval_step_interval: int = Field(10, ge=1, description="steps between accuracy evaluations")
     bottleneck_dir: Path = Field(
         Path("~/.cache/edgeloop/bottlenecks").expanduser(),
@@ -57,7 +67,18 @@ class RetrainConfig(Options):
     def _split_fits(self) -> RetrainConfig:
         if self.validation_percentage + self.testing_percentage >= 100:
             raise ValueError("validation-percentage + testing-percentage leaves no training images")
+        if self.field_validation_percentage + self.field_testing_percentage >= 100:
+            raise ValueError("field-validation-percentage + field-testing-percentage leaves no field training images")
         return self
+
+    @property
+    def splits(self) -> Splits:
+        return Splits(
+            self.validation_percentage,
+            self.testing_percentage,
+            self.field_validation_percentage,
+            self.field_testing_percentage,
+        )
 
     @property
     def distortions(self) -> bool:

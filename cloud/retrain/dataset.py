@@ -1,5 +1,9 @@
 """The training images: one sub-folder per label, split into train, validation and test sets by a
-hash of each file's name exactly as retrain.py does, so adding images never moves another."""
+hash of each file's name exactly as retrain.py does, so adding images never moves another.
+
+Each image is *seed* or *field* (`cloud.datasets.slice_of`). Field images are scarce and are what
+the gate must judge on, so they have their own split percentages: by default none validate (the
+validation set only reports, it steers nothing) and 20% test, twice the seed's share."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloud.datasets import SEED, slice_of
 from cloud.retrain.errors import RetrainError
 from common.images import is_image_file
 
@@ -32,10 +37,40 @@ def split_of(file_name: str, validation_percentage: float, testing_percentage: f
 
 
 @dataclass(frozen=True)
+class Splits:
+    """Percentages held out to validate and to test, for seed images and for field images."""
+
+    validation: float = 10
+    testing: float = 10
+    field_validation: float = 0
+    field_testing: float = 20
+
+    @classmethod
+    def of(cls, training: dict[str, object]) -> Splits:
+        """The splits a bundle was trained with, from its model.json `training` flags."""
+        defaults = cls()
+        return cls(
+            *(
+                float(str(training.get(f"{name}_percentage", getattr(defaults, name))))
+                for name in ("validation", "testing", "field_validation", "field_testing")
+            )
+        )
+
+    def split_of(self, path: Path) -> str:
+        if slice_of(path) == SEED:
+            return split_of(path.name, self.validation, self.testing)
+        return split_of(path.name, self.field_validation, self.field_testing)
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     path: Path
     label: int
     split: str
+
+    @property
+    def slice(self) -> str:
+        return slice_of(self.path)
 
 
 @dataclass
@@ -53,7 +88,7 @@ class Dataset:
         self.records = [r for r in self.records if r.path not in paths]
 
 
-def scan(image_dir: Path, validation_percentage: float, testing_percentage: float) -> Dataset:
+def scan(image_dir: Path, splits: Splits) -> Dataset:
     root = Path(image_dir)
     if not root.is_dir():
         raise RetrainError(f"image folder {root} does not exist")
@@ -71,9 +106,7 @@ def scan(image_dir: Path, validation_percentage: float, testing_percentage: floa
             log.warning("label %s has only %d images; accuracy will suffer", folder.name, len(images))
         label = len(labels)
         labels.append(folder.name)
-        records.extend(
-            ImageRecord(p, label, split_of(p.name, validation_percentage, testing_percentage)) for p in images
-        )
+        records.extend(ImageRecord(p, label, splits.split_of(p)) for p in images)
     if ignored:
         log.info("ignored %d files that are not images (e.g. %s)", len(ignored), ignored[0].name)
     if not labels:

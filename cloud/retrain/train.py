@@ -15,7 +15,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cloud.retrain import architectures, export, finetune, metrics
+from cloud.datasets import FIELD
+from cloud.retrain import architectures, export, finetune, metrics, slices
 from cloud.retrain.bottlenecks import BottleneckCache, Bottlenecks, compute, forward_fn
 from cloud.retrain.config import RetrainConfig
 from cloud.retrain.dataset import SPLITS, Dataset, check_trainable, scan
@@ -159,11 +160,12 @@ def _train(
 def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
     started = datetime.now(timezone.utc)
     arch = architectures.parse(cfg.architecture)
-    dataset = scan(cfg.image_dir, cfg.validation_percentage, cfg.testing_percentage)
+    dataset = scan(cfg.image_dir, cfg.splits)
+    devices = slices.load_devices(cfg.field_devices)
     output_dir = cfg.output_dir.resolve()
     staging = _staging_dir(output_dir)
     try:
-        meta = _retrain_into(cfg, dataset, arch, staging, started)
+        meta = _retrain_into(cfg, dataset, devices, arch, staging, started)
         _publish(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -172,7 +174,12 @@ def retrain(cfg: RetrainConfig) -> bundle.ModelMeta:
 
 
 def _retrain_into(
-    cfg: RetrainConfig, dataset: Dataset, arch: architectures.Architecture, staging: Path, started: datetime
+    cfg: RetrainConfig,
+    dataset: Dataset,
+    devices: dict[str, str],
+    arch: architectures.Architecture,
+    staging: Path,
+    started: datetime,
 ) -> bundle.ModelMeta:
     base = architectures.load_base(arch, cfg.weights, cfg.seed)
     extractor = architectures.feature_extractor(arch, base)
@@ -188,7 +195,7 @@ def _retrain_into(
 
     clock = time.perf_counter()
     timings = bundle.Timings(bottleneck_s=round(bottleneck_s, 3), train_s=round(train_s, 3))
-    meta = _export(cfg, arch, data, model, probabilities, staging, started, timings)
+    meta = _export(cfg, arch, data, devices, model, probabilities, staging, started, timings)
     meta.timings.export_s = round(time.perf_counter() - clock, 3)
     meta = bundle.write_meta(staging, meta)
     return meta
@@ -198,6 +205,7 @@ def _export(
     cfg: RetrainConfig,
     arch: architectures.Architecture,
     data: _Data,
+    devices: dict[str, str],
     model: keras.Model,
     probabilities: np.ndarray,
     staging: Path,
@@ -248,6 +256,8 @@ def _export(
             train_accuracy=metrics.accuracy(y[train], predicted[train]),
             confusion_matrix=matrix.tolist(),
             per_class=metrics.per_class(matrix, labels),
+            slices=slices.by_slice(dataset.records, test, y, predicted),
+            devices=slices.by_device(dataset.records, test, y, predicted, devices),
         ),
         timings=timings,
         bottlenecks=bundle.BottleneckStats(computed=data.bn.computed, cached=data.bn.cached),
@@ -257,6 +267,10 @@ def _export(
             test=len(test),
             skipped=len(data.bn.skipped),
             skipped_files=[f"{p.relative_to(dataset.root).as_posix()}: {why}" for p, why in data.bn.skipped],
+            per_label={
+                label: int(n) for label, n in zip(labels, np.bincount(y[train], minlength=len(labels)), strict=True)
+            },
+            field=sum(dataset.records[i].slice == FIELD for i in train),
         ),
         training=cfg.model_dump(mode="json"),
     )

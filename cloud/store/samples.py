@@ -97,3 +97,11 @@ def labelled_since(db: Database, dataset_prefix: str, since: float) -> int:
         (dataset_prefix + "%", since),
     )
     return rows[0][0]
+
+
+def labelled_devices(db: Database, dataset_prefix: str) -> dict[str, str]:
+    """{sample id: device id} of the samples whose training image is under `dataset_prefix`."""
+    rows = db.query(
+        "SELECT id, device_id FROM samples WHERE status = 'labelled' AND dataset_path LIKE ?", (dataset_prefix + "%",)
+    )
+    return dict(rows)

@@ -6,6 +6,7 @@ candidate."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 from cloud.datasets import dataset_dir
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
+from cloud.store import samples as sample_store
 from cloud.training.jobs import Job, Jobs
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class Trainer(threading.Thread):
             command += ["--config", str(config)]
         command += ["--image-dir", str(images), "--output-dir", str(target), "--name", job.model]
         command += ["--version", version, "--bottleneck-dir", str(self.data_dir / "bottlenecks")]
+        command += ["--field-devices", str(self._field_devices(job))]
         if not sweep.is_file():  # a sweep keeps its runs' summaries under its own folder
             command += ["--summaries-dir", str(self.data_dir / "tensorboard" / job.model / version)]
         logfile = job_log(self.data_dir, job.id)
@@ -108,6 +111,14 @@ class Trainer(threading.Thread):
                 return False, None, "every run of the sweep failed; see its log"
             shutil.copytree(best.resolve(), output)  # the sweep's winner goes through the gate like any candidate
         return True, version, self._decide(job, output)
+
+    def _field_devices(self, job: Job) -> Path:
+        """Which device sent each labelled sample, for the retrainer's accuracy per device."""
+        prefix = dataset_dir(Path(), job.model).as_posix() + "/"
+        path = self.data_dir / "jobs" / f"{job.id}.devices.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(sample_store.labelled_devices(self.registry.db, prefix)))
+        return path
 
     def _decide(self, job: Job, output: Path) -> str:
         candidate = self.registry.add(output, trigger="; ".join(job.reasons), job_id=job.id)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.retrain.dataset import check_trainable, scan, split_of
+from cloud.retrain.dataset import Splits, check_trainable, scan, split_of
 from cloud.retrain.errors import RetrainError
 from tests.support.data import write_dataset
 
@@ -32,9 +32,9 @@ def test_nohash_suffix_keeps_variants_of_one_image_together() -> None:
 
 def test_adding_images_never_moves_an_existing_one(tmp_path: Path) -> None:
     root = write_dataset(tmp_path / "d", per_label=15, seed=1)
-    before = {r.path: r.split for r in scan(root, 20, 20).records}
+    before = {r.path: r.split for r in scan(root, Splits(20, 20)).records}
     write_dataset(root, per_label=15, seed=2)
-    after = {r.path: r.split for r in scan(root, 20, 20).records}
+    after = {r.path: r.split for r in scan(root, Splits(20, 20)).records}
     assert len(after) == 2 * len(before)
     assert all(after[path] == split for path, split in before.items())
 
@@ -44,7 +44,7 @@ def test_labels_are_folders_and_non_images_are_ignored(tmp_path: Path) -> None:
     (root / "red" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     (root / "red" / "notes.txt").write_text("hi")
     (root / "empty").mkdir()
-    dataset = scan(root, 10, 10)
+    dataset = scan(root, Splits())
     assert dataset.labels == ["blue", "green", "red"]
     assert len(dataset.records) == 9
     assert sorted(p.name for p in dataset.ignored) == [".DS_Store", "notes.txt"]
@@ -52,18 +52,18 @@ def test_labels_are_folders_and_non_images_are_ignored(tmp_path: Path) -> None:
 
 def test_missing_and_empty_folders_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(RetrainError, match="does not exist"):
-        scan(tmp_path / "nope", 10, 10)
+        scan(tmp_path / "nope", Splits())
     with pytest.raises(RetrainError, match="no images found"):
-        scan(tmp_path, 10, 10)
+        scan(tmp_path, Splits())
 
 
 def test_one_label_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(RetrainError, match=r"only one label \(red\)"):
-        scan(write_dataset(tmp_path / "d", per_label=5, labels=("red",)), 10, 10)
+        scan(write_dataset(tmp_path / "d", per_label=5, labels=("red",)), Splits())
 
 
 def test_a_label_without_training_images_is_a_clear_error(tmp_path: Path) -> None:
-    dataset = scan(write_dataset(tmp_path / "d", per_label=5), 10, 10)
+    dataset = scan(write_dataset(tmp_path / "d", per_label=5), Splits())
     dataset.drop({r.path for r in dataset.records if dataset.labels[r.label] == "green"})
     with pytest.raises(RetrainError, match="no training images for label"):
         check_trainable(dataset)

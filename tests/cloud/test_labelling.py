@@ -13,7 +13,7 @@ from cloud import labelling
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.writer import sample_path
 from cloud.api.app import create_app
-from cloud.retrain.dataset import scan
+from cloud.retrain.dataset import Splits, scan
 from cloud.store import connect
 from tests.support.samples import dataset_files, store_samples
 
@@ -118,7 +118,7 @@ def test_the_retrainer_reads_the_labelled_samples_under_their_labels(store) -> N
     for sample, name in zip(samples, names, strict=True):
         labelling.label(db, data, sample.id, name)
     labelling.discard(db, data, samples[4].id)
-    dataset = scan(data / "datasets/flowers", validation_percentage=0, testing_percentage=0)
+    dataset = scan(data / "datasets/flowers", Splits(0, 0, 0, 0))
     assert dataset.labels == ["daisy", "roses"]
     found = {(r.path.name, dataset.labels[r.label]) for r in dataset.records}
     assert found == {(f"{s.id}.jpg", name) for s, name in zip(samples[:4], names[:4], strict=True)}

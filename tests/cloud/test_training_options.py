@@ -47,7 +47,7 @@ def test_crop_scale_brightness_change_pixels_but_not_shape() -> None:
 
 def test_distorted_batches_are_computed_afresh_not_read_from_the_cache(tiny_images, tiny_flags, tmp_path) -> None:
     from cloud.retrain import train
-    from cloud.retrain.dataset import scan
+    from cloud.retrain.dataset import Splits, scan
 
     cfg = RetrainConfig(
         image_dir=tiny_images, bottleneck_dir=tmp_path, **{**tiny_flags, "train_batch_size": 16}, random_brightness=30
@@ -55,7 +55,7 @@ def test_distorted_batches_are_computed_afresh_not_read_from_the_cache(tiny_imag
     arch = architectures.parse(cfg.architecture)
     base = architectures.load_base(arch, cfg.weights, 0)
     extractor = architectures.feature_extractor(arch, base)
-    data = train._bottlenecks(cfg, scan(tiny_images, 20, 20), arch, base, extractor)
+    data = train._bottlenecks(cfg, scan(tiny_images, Splits(20, 20)), arch, base, extractor)
     plain = cfg.model_copy(update={"random_brightness": 0})
     distorted = train._batches(cfg, data, extractor, arch.size)(np.random.default_rng(1))
     cached = train._batches(plain, data, extractor, arch.size)(np.random.default_rng(1))
