@@ -32,6 +32,11 @@ class RetrainConfig(Options):
     field_testing_percentage: float = Field(
         20, ge=0, lt=100, description="share of field images held out to test: what the gate judges the field on"
     )
+    field_weight: float = Field(
+        1.0,
+        gt=0,
+        description="how much more often a field image is drawn into a training batch than a seed image",
+    )
     field_devices: Path | None = Field(
         None, description="JSON {sample id: device id} of the field images, for accuracy per device"
     )

@@ -13,7 +13,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloud.datasets import SEED, slice_of
+import numpy as np
+
+from cloud.datasets import FIELD, SEED, slice_of
 from cloud.retrain.errors import RetrainError
 from common.images import is_image_file
 
@@ -125,3 +127,11 @@ def check_trainable(dataset: Dataset) -> None:
     empty = [dataset.labels[i] for i, n in enumerate(counts) if n == 0]
     if empty:
         raise RetrainError(f"no training images for label(s) {', '.join(empty)}: add images or lower the splits")
+
+
+def draw_probabilities(records: list[ImageRecord], indices: np.ndarray, field_weight: float) -> np.ndarray:
+    """How likely each of these images is to be drawn into a training batch: a field image
+    `field_weight` times as likely as a seed image, so a few hundred labelled samples are not
+    drowned by thousands of seed images."""
+    weights = np.array([field_weight if records[i].slice == FIELD else 1.0 for i in indices])
+    return weights / weights.sum()

@@ -19,7 +19,7 @@ from cloud.datasets import FIELD
 from cloud.retrain import architectures, export, finetune, metrics, slices
 from cloud.retrain.bottlenecks import BottleneckCache, Bottlenecks, compute, forward_fn
 from cloud.retrain.config import RetrainConfig
-from cloud.retrain.dataset import SPLITS, Dataset, check_trainable, scan
+from cloud.retrain.dataset import SPLITS, Dataset, check_trainable, draw_probabilities, scan
 from cloud.retrain.distortions import make_distorter
 from cloud.retrain.errors import RetrainError
 from cloud.retrain.head import BatchSource, Summaries, new_head, train_head
@@ -103,14 +103,15 @@ def _batches(cfg: RetrainConfig, data: _Data, extractor: keras.Model, size: int)
     """Random training batches, as retrain.py drew them: cached bottlenecks, or distorted images
     run through the base afresh every step."""
     train = data.split["train"]
+    p = draw_probabilities(data.dataset.records, train, cfg.field_weight)
     if not cfg.distortions:
         return lambda rng: (
-            data.bn.features[chosen := rng.choice(train, cfg.train_batch_size)],
+            data.bn.features[chosen := rng.choice(train, cfg.train_batch_size, p=p)],
             data.y[chosen],
         )
     distort, forward = make_distorter(cfg, size, cfg.seed), forward_fn(extractor, size)
     return lambda rng: (
-        forward(distort(data.kept[chosen := rng.choice(train, cfg.train_batch_size)])).numpy(),
+        forward(distort(data.kept[chosen := rng.choice(train, cfg.train_batch_size, p=p)])).numpy(),
         data.y[chosen],
     )
 
