@@ -47,7 +47,16 @@ class ServeConfig(CloudOptions):
     )
     trigger_window_s: float = Field(3600, gt=0, description="window the drift triggers look at")
     trigger_interval_s: float = Field(30, gt=0, description="seconds between trigger evaluations")
-    gate_margin: float = Field(0.0, ge=0, le=1, description="a candidate may be this much less accurate and pass")
+    gate_margin: float = Field(
+        0.0, ge=0, le=1, description="a candidate may be this much less accurate on all test images and pass"
+    )
+    gate_field_images: int = Field(
+        30, ge=1, description="field test images needed before the gate judges the field first, by a paired test"
+    )
+    gate_seed_margin: float = Field(
+        0.05, ge=0, le=1, description="seed accuracy a candidate significantly better on the field may give up"
+    )
+    gate_alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the gate's paired test")
     canary_groups: list[str] | None = Field(None, description="announce a new version to these device groups first")
     canary_widen: bool = Field(True, description="widen a canary to the fleet once its devices run it")
     metrics_window_s: float = Field(

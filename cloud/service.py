@@ -16,6 +16,7 @@ from cloud.api.app import create_app
 from cloud.api.auth import TOKEN_ENV
 from cloud.options import ServeConfig
 from cloud.registry.canary import CanaryWidener
+from cloud.registry.gate import GatePolicy
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
 from cloud.store import connect
@@ -47,7 +48,8 @@ def trigger_policy(cfg: ServeConfig) -> TriggerPolicy:
 
 
 def training_policy(cfg: ServeConfig) -> TrainingPolicy:
-    return TrainingPolicy(gate_margin=cfg.gate_margin, canary_groups=cfg.canary_groups)
+    gate = GatePolicy(cfg.gate_margin, cfg.gate_field_images, cfg.gate_seed_margin, cfg.gate_alpha)
+    return TrainingPolicy(gate=gate, canary_groups=cfg.canary_groups)
 
 
 class Service:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from cloud.datasets import dataset_dir
 from cloud.options import CloudOptions
+from cloud.registry.gate import GatePolicy
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.store import connect
@@ -82,7 +83,7 @@ def add_bundle(registry: Registry, args: argparse.Namespace, cfg: CloudOptions) 
     version = registry.add(target, trigger="added by hand")
     if args.promote:
         rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
-        print(rollout.gate_and_promote(version, dataset_dir(cfg.data_dir, meta.name), 0.0))
+        print(rollout.gate_and_promote(version, dataset_dir(cfg.data_dir, meta.name), GatePolicy()))
         version = registry.get(meta.name, meta.version)
     print(describe(version))
     return 0

@@ -81,7 +81,7 @@ class Rollout:
         return self.registry.get(name, version)
 
     def gate_and_promote(
-        self, candidate: Version, dataset: Path | None, margin: float, canary: list[str] | None = None
+        self, candidate: Version, dataset: Path | None, policy: gate.GatePolicy, canary: list[str] | None = None
     ) -> str:
         """Judge a candidate against the promoted version on the dataset's current test split;
         promote and announce it if it passes (to the canary groups first, unless it is the first
@@ -92,7 +92,7 @@ class Rollout:
                 self.registry.bundle_dir(candidate.name, candidate.version),
                 self.registry.bundle_dir(promoted.name, promoted.version) if promoted else None,
                 dataset,
-                margin,
+                policy,
             )
         else:
             verdict = {"passed": True, "why": "no promoted version yet" if not promoted else "no dataset to judge on"}

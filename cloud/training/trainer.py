@@ -13,11 +13,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from cloud.datasets import dataset_dir
+from cloud.registry.gate import GatePolicy
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
 from cloud.store import samples as sample_store
@@ -31,7 +32,7 @@ SWEEP_YAML = "sweep.yaml"  # with it, each training of the model is a sweep, and
 
 @dataclass(frozen=True)
 class TrainingPolicy:
-    gate_margin: float = 0.0
+    gate: GatePolicy = field(default_factory=GatePolicy)
     canary_groups: list[str] | None = None  # a passing candidate is announced to these groups first
     poll_s: float = 1.0
 
@@ -123,4 +124,4 @@ class Trainer(threading.Thread):
     def _decide(self, job: Job, output: Path) -> str:
         candidate = self.registry.add(output, trigger="; ".join(job.reasons), job_id=job.id)
         images = dataset_dir(self.data_dir, job.model)
-        return self.rollout.gate_and_promote(candidate, images, self.policy.gate_margin, self.policy.canary_groups)
+        return self.rollout.gate_and_promote(candidate, images, self.policy.gate, self.policy.canary_groups)

@@ -1,9 +1,10 @@
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from cloud.retrain.dataset import Splits, check_trainable, scan, split_of
+from cloud.retrain.dataset import Splits, check_trainable, draw_probabilities, scan, split_of
 from cloud.retrain.errors import RetrainError
 from tests.support.data import write_dataset
 
@@ -67,3 +68,19 @@ def test_a_label_without_training_images_is_a_clear_error(tmp_path: Path) -> Non
     dataset.drop({r.path for r in dataset.records if dataset.labels[r.label] == "green"})
     with pytest.raises(RetrainError, match="no training images for label"):
         check_trainable(dataset)
+
+
+def test_field_images_have_their_own_split_and_weight(tmp_path: Path) -> None:
+    root = write_dataset(tmp_path / "d", per_label=30)
+    for i in range(200):
+        (root / "red" / f"{hashlib.sha256(str(i).encode()).hexdigest()}.jpg").write_bytes(b"")
+    dataset = scan(root, Splits(validation=10, testing=10, field_validation=0, field_testing=30))
+    field = [r for r in dataset.records if r.slice == "field"]
+    assert len(field) == 200
+    assert all(r.split != "validation" for r in field)
+    assert 40 < sum(r.split == "test" for r in field) < 80  # 30% of 200
+    assert all(r.slice == "seed" for r in dataset.records if r not in field)
+    indices = np.arange(len(dataset.records))
+    p = draw_probabilities(dataset.records, indices, field_weight=3.0)
+    assert p.sum() == pytest.approx(1.0)
+    assert p[[dataset.records.index(field[0])]][0] == pytest.approx(3 * p[0])

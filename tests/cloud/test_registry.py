@@ -101,7 +101,7 @@ def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_im
     train_labels = [label for _, label, split in images if split == "train"]
     assert first.label_counts == {label: train_labels.count(label) for label in ("blue", "green", "red")}
 
-    verdict = gate.judge(registry.bundle_dir("colours", first.version), None, dataset, 0.0)
+    verdict = gate.judge(registry.bundle_dir("colours", first.version), None, dataset, gate.GatePolicy())
     assert verdict["passed"]
     assert verdict["why"] == "no promoted version yet"
     rollout.promote("colours", first.version)
@@ -118,10 +118,13 @@ def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_im
     mislabelled = swap_training_labels(tiny_images, tmp_path / "mislabelled", "red", "green", tiny_flags)
     bad_dir = train(mislabelled, registry.bundle_dir("colours", "bad"), "bad", cache, tiny_flags)
     bad = registry.add(bad_dir, trigger="test")
-    verdict = gate.judge(bad_dir, registry.bundle_dir("colours", first.version), dataset, 0.05)
+    verdict = gate.judge(bad_dir, registry.bundle_dir("colours", first.version), dataset, gate.GatePolicy(margin=0.05))
     registry.decide(bad, verdict["passed"], verdict)
     assert not verdict["passed"], verdict
     assert verdict["candidate_accuracy"] < verdict["promoted_accuracy"] - 0.3
+    assert verdict["rule"] == "margin", "no field images: the margin on all test images decides"
+    assert verdict["slices"]["seed"]["images"] == verdict["test_images"]
+    assert verdict["slices"]["field"]["images"] == 0
     assert registry.get("colours", "bad").state == "rejected"
     with pytest.raises(RegistryError, match="rejected"):
         rollout.promote("colours", "bad")

@@ -162,3 +162,40 @@ def test_the_bundle_lists_every_image_it_was_trained_on(tiny_bundle: Path, tiny_
         path = tiny_images / row["file"]
         assert hashlib.sha256(path.read_bytes()).hexdigest() == row["sha256"]
         assert path.parent.name == row["label"]
+
+
+def test_model_json_reports_accuracy_per_slice_and_per_device(tiny_images: Path, tiny_flags, tmp_path: Path) -> None:
+    """Images filed under a sample id (their sha256) are field; the rest seed. Field images have their own
+    split, and with the service's devices file the field slice is reported per device."""
+    from tests.support.data import COLOURS, synthetic_image, write_jpeg
+
+    rng = np.random.default_rng(5)
+    devices = {}
+    for i, label in enumerate(COLOURS.keys() for _ in range(60)):
+        for name in label:
+            picture = write_jpeg(tmp_path / "x.jpg", synthetic_image(name, rng)).read_bytes()
+            sha = hashlib.sha256(picture).hexdigest()
+            (tiny_images / name / f"{sha}.jpg").write_bytes(picture)
+            devices[sha] = "cam-1" if i % 3 else "cam-2"
+    (tmp_path / "devices.json").write_text(json.dumps(devices))
+    flags = [*as_flags(tiny_flags), "--how-many-training-steps", "30", "--image-dir", tiny_images]
+    try:
+        flags += ["--bottleneck-dir", tmp_path / "bn", "--output-dir", tmp_path / "b"]
+        run_cli("cloud", "retrain", *flags, "--field-devices", tmp_path / "devices.json", "--field-weight", "3")
+    finally:
+        for sha in devices:
+            for name in COLOURS:
+                (tiny_images / name / f"{sha}.jpg").unlink(missing_ok=True)
+    meta = bundle.load(tmp_path / "b").meta
+    used = json.loads((tmp_path / "b" / bundle.DATASET_JSON).read_text())
+    field_test = [r for r in used if r["split"] == "test" and Path(r["file"]).stem in devices]
+    assert not [r for r in used if r["split"] == "validation" and Path(r["file"]).stem in devices]
+    assert meta.metrics.slices["field"].images == len(field_test) > 20
+    assert meta.metrics.slices["seed"].images == meta.images.test - len(field_test)
+    assert meta.metrics.slices["seed"].accuracy is not None
+    assert meta.images.field == 180 - len(field_test)
+    assert sum(meta.images.per_label.values()) == meta.images.train
+    per_device = {d: sum(devices[Path(r["file"]).stem] == d for r in field_test) for d in ("cam-1", "cam-2")}
+    assert {d: m.images for d, m in meta.metrics.devices.items()} == {d: n for d, n in per_device.items() if n >= 10}
+    assert "cam-1" in meta.metrics.devices
+    assert meta.training["field_weight"] == 3.0
