@@ -4,17 +4,16 @@ and sends its unsure frames as samples; a person (this test, through the HTTP AP
 the data trigger trains a new version on the added images, it passes the gate and is announced,
 and the device's predictions then carry the new version."""
 
-import json
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import cv2
 import numpy as np
 import yaml
 
+from tests.support.api import answers, api, promoted
 from tests.support.broker import Recorder
 from tests.support.data import COLOURS, write_dataset, write_video
 from tests.support.device import start_edge, versions
@@ -29,31 +28,11 @@ LABELS_NEEDED = 6
 GATE_MARGIN = 0.2
 
 
-def api(port: int, path: str, body: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method="POST" if data else "GET",
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as response:
-        raw = response.read()
-    return json.loads(raw) if response.headers.get_content_type() == "application/json" else raw
-
-
-def answers(port: int, path: str):
-    try:
-        return api(port, path)
-    except OSError:
-        return None
-
-
 def true_colour(jpeg: bytes) -> str:
     """What a person sees in the picture: the label whose colour is nearest its mean."""
     bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     mean = bgr[..., ::-1].reshape(-1, 3).mean(0)
     return min(COLOURS, key=lambda label: float(np.linalg.norm(mean - np.array(COLOURS[label]))))
-
-
-def promoted(port: int) -> list[dict]:
-    return [v for v in answers(port, "/api/models") or [] if v["state"] == "promoted"]
 
 
 def test_samples_labelled_retrain_gate_announce_and_the_device_runs_the_new_version(
