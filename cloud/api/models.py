@@ -12,6 +12,7 @@ from fastapi.responses import FileResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from cloud.datasets import dataset_dir
+from cloud.registry.figures import SliceFigures, slice_figures
 from cloud.registry.versions import Registry, Version
 from cloud.training.jobs import Job, Jobs
 from cloud.training.trainer import job_log
@@ -33,12 +34,14 @@ class JobOut(Job):
 
 
 @dataclass(frozen=True)
-class VersionOut(Version):
+class VersionOut(SliceFigures, Version):
+    """A version as stored, with its per-slice test accuracy lifted out of `metrics`."""
+
     url: str  # where devices download it
 
 
 def _version_out(v: Version) -> VersionOut:
-    return VersionOut(**vars(v), url=f"/models/{v.name}/{v.version}.tar.gz")
+    return VersionOut(**vars(v), **vars(slice_figures(v.metrics)), url=f"/models/{v.name}/{v.version}.tar.gz")
 
 
 def _checked(value: str, what: str) -> str:

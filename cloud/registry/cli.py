@@ -12,7 +12,11 @@ from pathlib import Path
 
 from cloud.datasets import dataset_dir
 from cloud.options import CloudOptions
+<<<<<<< HEAD
 from cloud.registry.gate import GatePolicy
+=======
+from cloud.registry.figures import slice_figures
+>>>>>>> models-ui
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.store import connect
@@ -27,7 +31,9 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers: SubParsers) -> None:
     models = subparsers.add_parser("models", help="list, promote, roll back or widen model versions")
     actions = models.add_subparsers(dest="action", required=True)
-    listing = actions.add_parser("list", help="every version, newest first, with its state and gate")
+    listing = actions.add_parser(
+        "list", help="every version, newest first: its state, test accuracy overall and per slice (seed, field), gate"
+    )
     listing.add_argument("name", nargs="?", help="one model (default: all)")
     listing.add_argument("--json", action="store_true", help="one JSON object per version")
     promote = actions.add_parser("promote", help="promote a version and announce it")
@@ -44,12 +50,35 @@ def add_parser(subparsers: SubParsers) -> None:
     models.set_defaults(func=main)
 
 
+def _figure(value: float | int | None, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def _gate(gate: dict | None) -> str:
+    """The verdict's rule and the field test's p-value where the gate recorded them (older verdicts
+    have neither), then its reason."""
+    if not gate:
+        return ""
+    field = (gate.get("slices") or {}).get("field") or {}
+    rule = [f"rule={gate['rule']}"] if gate.get("rule") else []
+    p_value = [f"field p={field['p_value']:.3g}"] if field.get("p_value") is not None else []
+    recorded, why = ", ".join(rule + p_value), gate.get("why", "")
+    return f"  [{recorded}: {why}]" if recorded else f"  [{why}]"
+
+
 def describe(v: Version) -> str:
-    accuracy = v.metrics.get("test_accuracy")
+    figures = slice_figures(v.metrics)
     when = datetime.fromtimestamp(v.created, timezone.utc).strftime("%Y-%m-%d %H:%M")
     groups = f" groups={','.join(v.rollout_groups)}" if v.rollout_groups else ""
-    why = f"  [{v.gate['why']}]" if v.gate else ""
-    return f"{v.name:<16} {v.version:<18} {v.state:<10}{groups} test={accuracy:.3f} {when} parent={v.parent}{why}"
+    columns = [
+        f"{v.name:<16} {v.version:<18} {v.state:<10}{groups}",
+        f"test={_figure(v.metrics.get('test_accuracy'), '.3f'):<5}",
+        f"seed={_figure(figures.seed_accuracy, '.3f'):<5}",
+        f"field={_figure(figures.field_accuracy, '.3f'):<5}",
+        f"field_images={_figure(figures.field_test_images, 'd'):<4}",
+        f"{when} parent={v.parent}",
+    ]
+    return " ".join(columns) + _gate(v.gate)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -57,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     registry = Registry(connect(cfg.db), cfg.data_dir)
     if args.action == "list":
         for v in registry.list(args.name):
-            print(json.dumps(vars(v)) if args.json else describe(v))
+            print(json.dumps(vars(v) | vars(slice_figures(v.metrics))) if args.json else describe(v))
         return 0
     if args.action == "add":
         return add_bundle(registry, args, cfg)

@@ -1,7 +1,7 @@
 """The registry, the gate and rollout against a real broker and real trainings: a version is
 registered with its training images, a candidate trained on deliberately mislabelled images is
 rejected and never announced, a canary is widened, a rollback re-announces the previous version;
-and simultaneous triggers make one training job."""
+simultaneous triggers make one training job; the API and the CLI show test accuracy per slice."""
 
 import json
 import shutil
@@ -10,7 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from cloud.aggregator.metrics import Metrics
+from cloud.api import models
+from cloud.api.app import create_app
 from cloud.registry import gate
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry, RegistryError
@@ -169,3 +173,49 @@ def test_cli_adds_a_bundle_trained_elsewhere_promotes_and_lists_it(broker, tiny_
     assert again.returncode == 2
     assert "already in the registry" in again.stderr
     recorder.close()
+
+
+def with_metrics(source: Path, registry: Registry, version: str, metrics: bundle.Metrics) -> Path:
+    """A copy of a trained bundle as another version of it, reporting these metrics."""
+    target = registry.bundle_dir("colours", version)
+    shutil.copytree(source, target)
+    meta = bundle.read_meta(target).model_copy(update={"version": version, "metrics": metrics})
+    bundle.write_meta(target, meta)
+    return target
+
+
+def test_api_and_cli_show_test_accuracy_per_slice(tiny_bundle, tmp_path) -> None:
+    data, db_url = tmp_path / "data", f"sqlite:///{tmp_path / 'db.sqlite'}"
+    registry = Registry(connect(db_url), data)
+    trained = bundle.load(tiny_bundle).meta.metrics
+    seed, field = bundle.SliceMetrics(images=60, accuracy=0.95), bundle.SliceMetrics(images=42, accuracy=34 / 42)
+    devices = {"cam-1": bundle.SliceMetrics(images=30, accuracy=0.8)}
+    sliced = trained.model_copy(update={"slices": {"seed": seed, "field": field}, "devices": devices})
+    old = registry.add(
+        with_metrics(tiny_bundle, registry, "old", trained.model_copy(update={"slices": {}, "devices": {}}))
+    )
+    registry.decide(old, True, {"passed": True, "why": "no promoted version yet", "candidate_accuracy": 0.9})
+    field_verdict = {"images": 42, "candidate": 34 / 42, "promoted": 28 / 42, "b": 1, "c": 7, "p_value": 0.0703}
+    slices = {"seed": {"images": 60, "candidate": 0.95, "promoted": 0.95}, "field": field_verdict}
+    verdict = {"passed": True, "why": "better on the field", "rule": "field", "slices": slices}
+    registry.decide(registry.add(with_metrics(tiny_bundle, registry, "sliced", sliced)), True, verdict)
+
+    api = TestClient(create_app(registry.db, Metrics(), data, [models.router(Jobs(registry.db), registry, data)]))
+    listed = {v["version"]: v for v in api.get("/api/models").json()}
+    figures = ("seed_accuracy", "field_accuracy", "field_test_images")
+    assert [listed["sliced"][k] for k in figures] == [0.95, 34 / 42, 42]
+    assert listed["sliced"]["metrics"]["slices"] == {"seed": vars(seed), "field": vars(field)}, "metrics kept as is"
+    assert listed["sliced"]["metrics"]["devices"] == {"cam-1": {"images": 30, "accuracy": 0.8}}
+    assert listed["sliced"]["gate"] == verdict
+    assert [listed["old"][k] for k in figures] == [None, None, None], "a version from before slices"
+
+    where = ["--db", db_url, "--data-dir", data]
+    lines = {line.split()[1]: line for line in run_cli("cloud", "models", "list", *where).stdout.splitlines()}
+    assert "seed=0.950 field=0.810 field_images=42" in lines["sliced"]
+    assert "[rule=field, field p=0.0703: better on the field]" in lines["sliced"]
+    assert "seed=n/a   field=n/a   field_images=n/a" in lines["old"]
+    assert lines["old"].endswith("  [no promoted version yet]"), "a verdict from before slices"
+    as_json = [json.loads(line) for line in run_cli("cloud", "models", "list", "--json", *where).stdout.splitlines()]
+    assert [(v["version"], v["field_accuracy"], v["field_test_images"]) for v in as_json] == [
+        ("sliced", 34 / 42, 42), ("old", None, None)
+    ]  # fmt: skip
