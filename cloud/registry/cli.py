@@ -12,11 +12,8 @@ from pathlib import Path
 
 from cloud.datasets import dataset_dir
 from cloud.options import CloudOptions
-<<<<<<< HEAD
-from cloud.registry.gate import GatePolicy
-=======
 from cloud.registry.figures import slice_figures
->>>>>>> models-ui
+from cloud.registry.gate import GatePolicy
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.store import connect
