@@ -89,7 +89,10 @@ class Prediction(Classification):
 class SampleMeta(Classification):
     """What travels beside a sample's JPEG: why it was picked and what the model said."""
 
-    reason: Literal["low_confidence", "random"]
+    reason: Literal["low_confidence", "random", "drift"] = Field(
+        description="the model was unsure; a random pick; or a random pick above the base share, made while the "
+        "device's predicted labels drift from its training images'"
+    )
 
     @classmethod
     def of(cls, prediction: Prediction, reason: str) -> SampleMeta:
@@ -126,7 +129,11 @@ class Telemetry(_Payload):
     fps: float | None = Field(None, ge=0, description="frames classified per second since the start")
     latency_ms: Percentiles | None = Field(None, description="over the last 1000 frames")
     frames: dict[str, int] | None = Field(None, description="captured, dropped, bad, processed, published…")
-    samples: dict[str, int] | None = Field(None, description="samples sent by reason, and rate-limited")
+    samples: dict[str, int | float] | None = Field(
+        None,
+        description="samples picked by reason; frames held back (rate_limited, near_duplicate); random_share and "
+        "label_drift (total variation distance of the predicted labels from the training images')",
+    )
     outbox: dict[str, int] | None = Field(None, description="predictions pending and dropped")
     mqtt: dict[str, int] | None = Field(None, description="published, acknowledged, refused, skipped, reconnects…")
     system: dict[str, Any] | None = Field(None, description="CPU, GPU, memory, temperatures, power (jtop or psutil)")

@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from common import protocol
 from common.options import Options
+
+# A frame's confidence (0-1) by each measure, under which it goes to samples unless --sample-threshold says.
+UNCERTAINTY_THRESHOLDS = {"margin": 0.2, "entropy": 0.5, "top1": 0.5}
 
 
 class EdgeConfig(Options):
@@ -32,8 +35,37 @@ class EdgeConfig(Options):
     state_dir: Path = Field(Path("~/.local/state/edgeloop").expanduser(), description="outbox and sequence numbers")
     outbox_max_messages: int = Field(100_000, ge=1, description="messages kept while the broker is unreachable")
     outbox_max_age_s: float = Field(7 * 86400, gt=0, description="oldest message kept while unreachable")
-    sample_threshold: float = Field(0.5, ge=0, le=1, description="frames whose top-1 score is below go to samples")
-    sample_random_share: float = Field(0.001, ge=0, le=1, description="share of other frames sent as samples")
+    sample_uncertainty: Literal["margin", "entropy", "top1"] = Field(
+        "margin",
+        description="a frame's confidence: top-1 minus top-2 score, 1 - entropy/log(labels), or the top-1 score",
+    )
+    sample_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="frames whose confidence is below go to samples (1: every frame); default by --sample-uncertainty: "
+        + ", ".join(f"{value} {name}" for name, value in UNCERTAINTY_THRESHOLDS.items()),
+    )
+    sample_random_share: float = Field(
+        0.001, ge=0, le=1, description="share of other frames sent as samples while the predicted labels match training"
+    )
+    sample_random_max: float = Field(
+        0.05, ge=0, le=1, description="the random share once the predicted labels drift --sample-drift-ceiling or more"
+    )
+    sample_drift_frames: int = Field(500, ge=1, description="frames the moving histogram of predicted labels spans")
+    sample_drift_floor: float = Field(
+        0.1, ge=0, le=1, description="distance (total variation) of that histogram from training where the share grows"
+    )
+    sample_drift_ceiling: float = Field(
+        0.4, ge=0, le=1, description="distance at which the random share reaches --sample-random-max"
+    )
+    sample_duplicate_distance: float = Field(
+        0.04,
+        ge=0,
+        le=1,
+        description="a frame nearer a recent sample (mean difference of 16x16 thumbnails, 0-1) is not sent (0: off)",
+    )
+    sample_duplicate_memory: int = Field(48, ge=1, description="recent samples a frame is compared with")
     samples_per_minute: int = Field(30, ge=0, description="samples rate limit")
     telemetry_interval_s: float = Field(10, gt=0, description="seconds between telemetry messages")
     preview_port: int | None = Field(None, ge=0, le=65535, description="serve an MJPEG preview with labels here")
@@ -52,3 +84,9 @@ class EdgeConfig(Options):
     @classmethod
     def _valid_group(cls, value: str | None) -> str | None:
         return None if value is None else protocol.check_id(value, "group")
+
+    @model_validator(mode="after")
+    def _drift_range(self) -> EdgeConfig:
+        if self.sample_drift_ceiling <= self.sample_drift_floor:
+            raise ValueError("sample-drift-ceiling must be above sample-drift-floor")
+        return self

@@ -53,7 +53,8 @@ class Pipeline:
         self.capture = capture
         self.publisher = publisher
         self.policy = PublishPolicy(cfg.publish, cfg.interval_ms)
-        self.sampler = Sampler(cfg.sample_threshold, cfg.sample_random_share, cfg.samples_per_minute)
+        self.sampler = Sampler.of(cfg)
+        self.sampler.expect(classifier.labels, classifier.bundle.meta.images.per_label)
         self.counts = {"processed": 0, "published": 0, "errors": 0, "samples": 0}
         self.preview: Preview | None = None
         self.infer_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
@@ -79,7 +80,9 @@ class Pipeline:
                 return
 
     def swap(self, classifier: Classifier) -> None:
-        """Run `classifier` from the next frame on (the frame in flight finishes on the old one)."""
+        """Run `classifier` from the next frame on (the frame in flight finishes on the old one); the
+        sampler measures drift from its training labels."""
+        self.sampler.expect(classifier.labels, classifier.bundle.meta.images.per_label)
         self.classifier = classifier
 
     def _process(self, image: np.ndarray, ts: float) -> None:
@@ -90,6 +93,7 @@ class Pipeline:
         top = classifier.top_k(probabilities, self.cfg.top_k)
         self.counts["processed"] += 1
         self.infer_ms.append(infer_ms)
+        self.sampler.observe(probabilities)
         if self.preview is not None:
             self.preview.offer(image, top[0].label, top[0].score)
         if not self.policy.should_publish(top[0].label, time.time()):
@@ -110,7 +114,7 @@ class Pipeline:
         self.publisher.submit(protocol.PREDICTIONS, prediction.encode(), seq)
         self.total_ms.append(total_ms)
         self.counts["published"] += 1
-        if reason := self.sampler.pick(top[0].score):
+        if reason := self.sampler.pick(probabilities, image):
             self._send_sample(image, prediction, reason)
 
     def _send_sample(self, image: np.ndarray, prediction: protocol.Prediction, reason: str) -> None:
@@ -143,7 +147,7 @@ class Pipeline:
                 total_p99=round(float(np.percentile(total, 99)), 3),
             ),
             frames={**self.capture.counts, **self.counts},
-            samples=self.sampler.counts,
+            samples=self.sampler.figures(),
             outbox={"pending": self.publisher.pending(), "dropped": self.publisher.outbox.counter("dropped")},
             mqtt=dict(self.publisher.counts),
             system=system,

@@ -1,13 +1,10 @@
-"""Publish policy, sample picking, telemetry readings: the small decisions of the pipeline."""
+"""Publish policy and telemetry readings: the small decisions of the pipeline (sample picking: test_samples.py)."""
 
 import sys
 import types
 
-import pytest
-
 from edge import telemetry
 from edge.pipeline import PublishPolicy
-from edge.samples import Sampler
 
 
 def test_every_frame() -> None:
@@ -25,20 +22,6 @@ def test_at_most_every_interval() -> None:
     policy = PublishPolicy("interval", 500)
     times = [0.0, 0.1, 0.49, 0.5, 0.7, 1.01]
     assert [policy.should_publish("a", t) for t in times] == [True, False, False, True, False, True]
-
-
-def test_sampler_picks_unsure_frames_and_a_random_share_within_the_rate() -> None:
-    sampler = Sampler(threshold=0.6, random_share=0.5, per_minute=1000, seed=1)
-    assert sampler.pick(0.3) == "low_confidence"
-    picks = [sampler.pick(0.99) for _ in range(400)]
-    assert picks.count("random") == pytest.approx(200, abs=40)
-    assert set(picks) == {"random", None}
-
-
-def test_sampler_is_rate_limited() -> None:
-    sampler = Sampler(threshold=0.6, random_share=0.0, per_minute=5)
-    assert [sampler.pick(0.1) for _ in range(8)].count("low_confidence") == 5
-    assert sampler.counts["rate_limited"] == 3
 
 
 def test_off_a_jetson_telemetry_comes_from_psutil() -> None:

@@ -127,7 +127,8 @@ def test_unsure_frames_arrive_as_jpeg_samples_within_the_rate(tiny_bundle, video
 
     from common import protocol
 
-    args = ["--max-frames", "60", "--loop", "--sample-threshold", "1.0", "--samples-per-minute", "5"]
+    every_frame = ["--sample-threshold", "1.0", "--sample-duplicate-distance", "0"]  # the looped video repeats
+    args = ["--max-frames", "60", "--loop", *every_frame, "--samples-per-minute", "5"]
     edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", *args)
     assert edge.wait(60) == 0
     wait_for(lambda: len(recorder.on("/samples")) >= 5, 10, "five samples")
