@@ -55,7 +55,8 @@ def test_samples_labelled_retrain_gate_announce_and_the_device_runs_the_new_vers
         assert first["trigger"] == "initial: the model has never been trained"
         video = write_video(tmp_path / "colours.avi", frames=60, seed=7)
         edge = start_edge(data / "models" / "colours" / first["version"], video, broker, tmp_path / "state", "--loop",
-                          "--sample-threshold", 1.0, "--samples-per-minute", 600)  # fmt: skip
+                          "--sample-threshold", 1.0, "--samples-per-minute", 600,
+                          "--sample-duplicate-distance", 0)  # fmt: skip
         wait_for(lambda: len(answers(port, "/api/samples") or []) >= LABELS_NEEDED, 60, "samples from the device")
 
         labelled = []
