@@ -50,6 +50,29 @@ class RetrainConfig(Options):
     random_crop: int = Field(0, ge=0, lt=100, description="percent margin to randomly crop (disables the cache)")
     random_scale: int = Field(0, ge=0, description="percent to randomly scale up (disables the cache)")
     random_brightness: int = Field(0, ge=0, lt=100, description="percent to randomly vary brightness")
+    random_low_resolution: float = Field(
+        0, ge=0, description="shrink images by a random factor up to this (e.g. 4), then back up: a poorer sensor"
+    )
+    random_blur: float = Field(0, ge=0, le=10, description="Gaussian blur of a random sigma up to this, in pixels")
+    random_noise: float = Field(
+        0, ge=0, le=255, description="Gaussian sensor noise of a random deviation up to this, in levels of 255"
+    )
+    random_jpeg_quality: int = Field(
+        0, ge=0, le=100, description="re-compress images as JPEG at a random quality down to this (0: off)"
+    )
+    random_colour: int = Field(
+        0,
+        ge=0,
+        lt=100,
+        description="percent to randomly vary white balance (each channel's gain) and saturation; "
+        "the hue turns by up to a tenth of it",
+    )
+    camera_distortion_probability: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="share of images each of low resolution, blur, noise, JPEG and colour is applied to",
+    )
     fine_tune_layers: int = Field(0, ge=0, description="top layers of the base to fine-tune (0: head only)")
     fine_tune_steps: int = Field(200, ge=1, description="fine-tuning steps, after the head is trained")
     fine_tune_learning_rate: float = Field(0.001, gt=0, description="step size while fine-tuning")
@@ -67,6 +90,13 @@ class RetrainConfig(Options):
     @classmethod
     def _safe_id(cls, value: str | None) -> str | None:
         return None if value is None else check_id(value, "name or version")
+
+    @field_validator("random_low_resolution")
+    @classmethod
+    def _a_shrinking_factor(cls, value: float) -> float:
+        if 0 < value <= 1:
+            raise ValueError("a factor above 1 (or 0: off)")
+        return value
 
     @model_validator(mode="after")
     def _split_fits(self) -> RetrainConfig:
@@ -86,5 +116,20 @@ class RetrainConfig(Options):
         )
 
     @property
-    def distortions(self) -> bool:
+    def retrain_py_distortions(self) -> bool:
         return bool(self.flip_left_right or self.random_crop or self.random_scale or self.random_brightness)
+
+    @property
+    def camera_distortions(self) -> bool:
+        return bool(
+            self.random_low_resolution
+            or self.random_blur
+            or self.random_noise
+            or self.random_jpeg_quality
+            or self.random_colour
+        )
+
+    @property
+    def distortions(self) -> bool:
+        """Training images change every step: their bottlenecks are computed afresh, never cached."""
+        return self.retrain_py_distortions or self.camera_distortions

@@ -1,11 +1,13 @@
-"""retrain.py's image distortions (mirror, crop, scale, brightness), applied per image on a batch.
-Each training image then looks different every step, so no bottleneck can be cached for it."""
+"""Training image distortions, applied per image on a batch: retrain.py's (mirror, crop, scale,
+brightness), then worse camera optics (see robustness). Each training image then looks different
+every step, so no bottleneck can be cached for it."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
 from cloud.retrain.config import RetrainConfig
+from cloud.retrain.robustness import make_degrader
 
 
 def make_distorter(cfg: RetrainConfig, size: int, seed: int):
@@ -14,6 +16,7 @@ def make_distorter(cfg: RetrainConfig, size: int, seed: int):
     margin = 1.0 + cfg.random_crop / 100.0
     max_scale = 1.0 + cfg.random_scale / 100.0
     brightness = cfg.random_brightness / 100.0
+    degrade = make_degrader(cfg, rng)
 
     def one(image: tf.Tensor) -> tf.Tensor:
         image = tf.cast(image, tf.float32)
@@ -25,11 +28,15 @@ def make_distorter(cfg: RetrainConfig, size: int, seed: int):
         image = image[offset[0] : offset[0] + size, offset[1] : offset[1] + size]
         if cfg.flip_left_right:
             image = tf.cond(rng.uniform([]) < 0.5, lambda: tf.image.flip_left_right(image), lambda: image)
-        image = image * rng.uniform([], 1.0 - brightness, 1.0 + brightness)
-        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        return image * rng.uniform([], 1.0 - brightness, 1.0 + brightness)
 
     @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)])
     def distort(batch: tf.Tensor) -> tf.Tensor:
-        return tf.map_fn(one, batch, fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8))
+        pixels = tf.cast(batch, tf.float32)
+        if cfg.retrain_py_distortions:
+            pixels = tf.map_fn(one, batch, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        if degrade is not None:
+            pixels = degrade(pixels)
+        return tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
 
     return distort

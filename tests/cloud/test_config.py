@@ -32,6 +32,19 @@ def test_dashed_and_underscored_flags_mean_the_same() -> None:
     assert dashed.distortions
 
 
+CAMERA = {"random_blur": 2.0, "random_noise": 8.0, "random_low_resolution": 3.0, "random_jpeg_quality": 30,
+          "random_colour": 20, "camera_distortion_probability": 0.25}  # fmt: skip
+
+
+def test_camera_distortion_flags_parse_from_the_cli_and_yaml(tmp_path: Path) -> None:
+    cfg = parse("--image-dir", "x", *(f"--{k.replace('_', '-')}={v}" for k, v in CAMERA.items()))
+    assert {k: getattr(cfg, k) for k in CAMERA} == CAMERA
+    assert cfg.distortions
+    path = tmp_path / "retrain.yaml"
+    path.write_text("image_dir: x\n" + "".join(f"{k}: {v}\n" for k, v in CAMERA.items()))
+    assert build(RetrainConfig, read_yaml(path)) == cfg
+
+
 def test_yaml_takes_either_spelling_and_flags_override(tmp_path: Path) -> None:
     path = tmp_path / "retrain.yaml"
     path.write_text("image_dir: imgs\nlearning-rate: 0.1\nhow_many_training_steps: 50\narchitecture: inception_v3\n")
@@ -47,6 +60,10 @@ def test_yaml_takes_either_spelling_and_flags_override(tmp_path: Path) -> None:
         ({"image_dir": "x", "quantization": "int4"}, "quantization"),
         ({"image_dir": "x", "validation_percentage": 60, "testing_percentage": 40}, "leaves no training"),
         ({}, "image-dir: Field required"),
+        ({"image_dir": "x", "random_low_resolution": 0.5}, "a factor above 1"),
+        ({"image_dir": "x", "random_jpeg_quality": 101}, "random-jpeg-quality"),
+        ({"image_dir": "x", "random_blur": -1}, "random-blur"),
+        ({"image_dir": "x", "camera_distortion_probability": 0}, "camera-distortion-probability"),
     ],
 )
 def test_bad_options_are_rejected_with_the_reason(options: dict[str, object], message: str) -> None:
