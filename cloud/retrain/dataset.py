@@ -129,9 +129,12 @@ def check_trainable(dataset: Dataset) -> None:
         raise RetrainError(f"no training images for label(s) {', '.join(empty)}: add images or lower the splits")
 
 
-def draw_probabilities(records: list[ImageRecord], indices: np.ndarray, field_weight: float) -> np.ndarray:
+def draw_probabilities(records: list[ImageRecord], indices: np.ndarray, field_weight: float) -> np.ndarray | None:
     """How likely each of these images is to be drawn into a training batch: a field image
     `field_weight` times as likely as a seed image, so a few hundred labelled samples are not
-    drowned by thousands of seed images."""
+    drowned by thousands of seed images. None when all are equally likely: then batches are drawn
+    exactly as retrain.py drew them."""
     weights = np.array([field_weight if records[i].slice == FIELD else 1.0 for i in indices])
+    if np.all(weights == 1.0):
+        return None
     return weights / weights.sum()

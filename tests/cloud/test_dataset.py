@@ -82,5 +82,7 @@ def test_field_images_have_their_own_split_and_weight(tmp_path: Path) -> None:
     assert all(r.slice == "seed" for r in dataset.records if r not in field)
     indices = np.arange(len(dataset.records))
     p = draw_probabilities(dataset.records, indices, field_weight=3.0)
+    assert p is not None
     assert p.sum() == pytest.approx(1.0)
     assert p[[dataset.records.index(field[0])]][0] == pytest.approx(3 * p[0])
+    assert draw_probabilities(dataset.records, indices, field_weight=1.0) is None, "drawn as retrain.py draws"
