@@ -6,12 +6,17 @@ parts and their policies."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from common import protocol
 from common.options import Options
 from common.signing import Signer
+
+QueueOrder = Literal["newest", "random", "uncertainty", "diversity", "hybrid"]
+DEFAULT_QUEUE_ORDER: QueueOrder = "hybrid"
+DEFAULT_QUEUE_POOL = 2000
 
 
 class CloudOptions(Options):
@@ -59,6 +64,16 @@ class ServeConfig(CloudOptions):
     gate_alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the gate's paired test")
     canary_groups: list[str] | None = Field(None, description="announce a new version to these device groups first")
     canary_widen: bool = Field(True, description="widen a canary to the fleet once its devices run it")
+    queue_order: QueueOrder = Field(
+        DEFAULT_QUEUE_ORDER,
+        description="the labelling queue's order when a request names none: newest, or a selection strategy "
+        "over the promoted model's embeddings and probabilities, near-duplicates collapsed",
+    )
+    queue_pool: int = Field(
+        DEFAULT_QUEUE_POOL,
+        ge=1,
+        description="a strategy orders at most this many of a model's newest unlabelled samples",
+    )
     metrics_window_s: float = Field(
         300.0, gt=0, description="window of the device gauges of /metrics, and of /api/devices by default"
     )

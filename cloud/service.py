@@ -19,6 +19,7 @@ from cloud.registry.canary import CanaryWidener
 from cloud.registry.gate import GatePolicy
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
+from cloud.selection.queue import Queue, QueuePolicy
 from cloud.store import connect
 from cloud.training.commands import RetrainCommands
 from cloud.training.jobs import Jobs
@@ -76,7 +77,8 @@ class Service:
         self.canary = CanaryWidener(self.registry, self.rollout)
         registry_api = models.router(self.jobs, self.registry, cfg.data_dir)
         token = os.environ.get(TOKEN_ENV) or None
-        self.app = create_app(db, self.ingest.metrics, cfg.data_dir, [registry_api], cfg.metrics_window_s, token)
+        queue = Queue(db, cfg.data_dir, QueuePolicy(order=cfg.queue_order, pool=cfg.queue_pool))
+        self.app = create_app(db, self.ingest.metrics, cfg.data_dir, [registry_api], cfg.metrics_window_s, token, queue)
         self._started: list[Part] = []
 
     def start(self) -> None:

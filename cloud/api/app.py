@@ -17,6 +17,7 @@ from cloud.aggregator.windows import LOW_CONFIDENCE, fleet_windows
 from cloud.api import gauges, samples
 from cloud.api.auth import protect_writes
 from cloud.api.window import Confidence, Window, confidence_report, window_report
+from cloud.selection.queue import Queue
 from cloud.store import Database
 from cloud.store import devices as device_store
 from cloud.store import predictions as prediction_store
@@ -54,9 +55,11 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     window_s: float = 300.0,
     token: str | None = None,
+    queue: Queue | None = None,
 ) -> FastAPI:
     """`window_s`: the window of /metrics, and of /api/devices and /window when a request names none;
-    `token`: what the writing endpoints require (None: they are open)."""
+    `token`: what the writing endpoints require (None: they are open); `queue`: the labelling queue's
+    order (None: the default policy)."""
     app = FastAPI(title="edgeloop", description="fleet predictions, samples and models")
     protect_writes(app, token)
     for extra in routers:
@@ -126,5 +129,5 @@ def create_app(
         per_device = {r.device_id: gauges.values(windows[r.device_id], drifts[r.device_id], r.fps) for r in rows}
         return metrics.render() + gauges.render(per_device, window_s, LOW_CONFIDENCE)
 
-    app.include_router(samples.router(db, data_dir, metrics))
+    app.include_router(samples.router(db, data_dir, metrics, queue or Queue(db, data_dir)))
     return app

@@ -1,4 +1,5 @@
-"""The samples API: the queue of samples waiting for a label, their pictures with their provenance,
+"""The samples API: the queue of samples waiting for a label (newest first, or in the order a
+selection strategy gives them, near-duplicates collapsed), their pictures with their provenance,
 and a person's decisions (label or discard), which cloud.labelling turns into training images."""
 
 from __future__ import annotations
@@ -7,19 +8,30 @@ import dataclasses
 import logging
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from cloud import labelling
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.writer import sample_path
+from cloud.options import QueueOrder
+from cloud.selection.queue import ModelQueue, Queue
 from cloud.store import Database
 from cloud.store import samples as sample_store
 from common import protocol
 
 log = logging.getLogger(__name__)
+
+
+ORDER = Query(
+    None,
+    description="of the unlabelled: newest, or a selection strategy over the promoted version's embeddings "
+    "and probabilities, each model's samples in turn, near-duplicates collapsed (default: the service's "
+    "--queue-order); the labelled and discarded are newest first",
+)
 
 
 class SampleOut(BaseModel):
@@ -36,19 +48,29 @@ class SampleOut(BaseModel):
     dataset_path: str | None = Field(description="its training image, relative to the data directory")
     model: protocol.ModelRef
     url: str
+    duplicates: int = Field(
+        0, description="near-duplicates it stands for, left out of the queue (a label is not given to them)"
+    )
 
 
 class LabelIn(BaseModel):
     label: str = Field(description="1-64 of A-Z a-z 0-9 _ . - (it becomes a folder name)")
 
 
-def _out(sample: sample_store.StoredSample) -> SampleOut:
+def _out(sample: sample_store.StoredSample, duplicates: int = 0) -> SampleOut:
     values = dataclasses.asdict(sample)
     model = protocol.ModelRef(name=values.pop("model_name"), version=values.pop("model_version"))
-    return SampleOut(**values, model=model, url=f"/samples/{sample.id}.jpg")
+    return SampleOut(**values, model=model, url=f"/samples/{sample.id}.jpg", duplicates=duplicates)
 
 
-def router(db: Database, data_dir: Path, metrics: Metrics) -> APIRouter:
+def _ordered(queues: list[ModelQueue], response: Response) -> list[SampleOut]:
+    """The models' queues one after the other, and how each was ordered in the X-Queue-Order header."""
+    response.headers["X-Queue-Order"] = "; ".join(f"{quote(q.model)}: {q.order}" for q in queues)
+    response.headers["X-Queue-Unreadable"] = str(sum(q.unreadable for q in queues))
+    return [_out(o.sample, o.duplicates) for q in queues for o in q.offers]
+
+
+def router(db: Database, data_dir: Path, metrics: Metrics, queue: Queue) -> APIRouter:
     api = APIRouter()
 
     def decided(sample_id: str, decide) -> SampleOut:
@@ -68,9 +90,17 @@ def router(db: Database, data_dir: Path, metrics: Metrics) -> APIRouter:
 
     @api.get("/api/samples", response_model=list[SampleOut])
     def samples(
-        status: Literal["unlabelled", "labelled", "discarded"] = "unlabelled", limit: int = Query(100, ge=1, le=1000)
+        response: Response,
+        status: Literal["unlabelled", "labelled", "discarded"] = "unlabelled",
+        order: QueueOrder | None = ORDER,
+        model: str | None = Query(None, description="only this model's samples"),
+        limit: int = Query(100, ge=1, le=1000),
     ) -> list[SampleOut]:
-        return [_out(s) for s in sample_store.with_status(db, status, limit)]
+        order = order or queue.policy.order
+        if status != "unlabelled" or order == "newest":
+            response.headers["X-Queue-Order"] = "newest"
+            return [_out(s) for s in sample_store.with_status(db, status, limit, model)]
+        return _ordered(queue.offers(order, limit, model), response)
 
     @api.get("/samples/{sample_id}.jpg", response_class=FileResponse)
     def sample_picture(sample_id: str) -> FileResponse:

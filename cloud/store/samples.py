@@ -84,10 +84,16 @@ def get(db: Database, sample_id: str) -> StoredSample | None:
     return StoredSample(*rows[0]) if rows else None
 
 
-def with_status(db: Database, status: Status, limit: int) -> list[StoredSample]:
-    """Newest first: by arrival for the unlabelled, by decision for the others."""
-    rows = db.query(f"{_SELECT} WHERE status = ? ORDER BY {_ORDER[status]} DESC, id LIMIT ?", (status, limit))
+def with_status(db: Database, status: Status, limit: int, model: str | None = None) -> list[StoredSample]:
+    """Newest first: by arrival for the unlabelled, by decision for the others; of one model, or of all."""
+    where, params = ("status = ?", (status,)) if model is None else ("status = ? AND model_name = ?", (status, model))
+    rows = db.query(f"{_SELECT} WHERE {where} ORDER BY {_ORDER[status]} DESC, id LIMIT ?", (*params, limit))
     return [StoredSample(*row) for row in rows]
+
+
+def models_with(db: Database, status: Status) -> list[str]:
+    """The models that have samples in this state, by name."""
+    return sorted(row[0] for row in db.query("SELECT DISTINCT model_name FROM samples WHERE status = ?", (status,)))
 
 
 def labelled_since(db: Database, dataset_prefix: str, since: float) -> int:

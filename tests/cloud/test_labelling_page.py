@@ -1,6 +1,7 @@
 """A labelling round in a real browser (headless Chromium): samples sent by a device through the
 broker to `python -m cloud serve` are labelled through the dashboard itself, with the keyboard and
-with clicks, one is discarded, and the store and the training images say what the person decided.
+with clicks, one is discarded, and the store and the training images say what the person decided;
+the queue's order is chosen on the page.
 The screenshot is kept in test-artifacts/."""
 
 import signal
@@ -63,6 +64,11 @@ def test_a_labelling_round_through_the_page(broker, browser, tmp_path: Path) -> 
 
         first = selected(page, 5)
         assert first == page.locator(".sample").first.get_attribute("data-sample")
+        page.wait_for_function("document.getElementById('queue-how').textContent.length > 0")
+        assert page.locator("#queue-how").inner_text() == "flowers: newest (no promoted model)"  # the default, hybrid
+        page.select_option("#queue-order", "newest")
+        page.wait_for_function("document.getElementById('queue-how').textContent === 'newest'")
+        assert selected(page, 5) == first
         predicted = page.locator(".sample.selected").inner_text().split(": ")[1].split()[0]
         choices = [b.get_attribute("data-label") for b in page.locator("#choices button").all()]
         assert choices == [predicted, "daisy", "roses", "tulips", "discard"]

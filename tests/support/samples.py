@@ -25,16 +25,26 @@ def sample_properties(meta: protocol.SampleMeta) -> Properties:
 def store_samples(db, data_dir: Path, n: int, model: str = "flowers", seed: int = 0) -> list[Sample]:
     """Samples as the aggregator files them: a distinct JPEG each, its row in the store."""
     rng = np.random.default_rng(seed)
-    samples = []
-    for seq in range(1, n + 1):
-        _, jpeg = cv2.imencode(".jpg", rng.integers(0, 256, (32, 40, 3), np.uint8))
-        meta = protocol.SampleMeta(
-            device_id="cam-1", seq=seq, ts=time.time(), model=protocol.ModelRef(name=model, version="3"),
-            top_k=[protocol.Score(label="daisy", score=0.25 + seq / 100)], reason="low_confidence",
-        )  # fmt: skip
-        samples.append(Sample(hashlib.sha256(jpeg.tobytes()).hexdigest(), jpeg.tobytes(), meta))
+    jpegs = [cv2.imencode(".jpg", rng.integers(0, 256, (32, 40, 3), np.uint8))[1].tobytes() for _ in range(n)]
+    samples = [_sample(jpeg, seq, model) for seq, jpeg in enumerate(jpegs, start=1)]
     write(db, data_dir, Batch(samples=samples))
     return samples
+
+
+def store_pictures(db, data_dir: Path, jpegs: list[bytes], model: str = "flowers") -> list[Sample]:
+    """JPEGs filed as samples one after the other, each in its own batch: the last one is the newest."""
+    samples = [_sample(jpeg, seq, model) for seq, jpeg in enumerate(jpegs, start=1)]
+    for sample in samples:
+        write(db, data_dir, Batch(samples=[sample]))
+    return samples
+
+
+def _sample(jpeg: bytes, seq: int, model: str) -> Sample:
+    meta = protocol.SampleMeta(
+        device_id="cam-1", seq=seq, ts=time.time(), model=protocol.ModelRef(name=model, version="3"),
+        top_k=[protocol.Score(label="daisy", score=0.25 + seq / 100)], reason="low_confidence",
+    )  # fmt: skip
+    return Sample(hashlib.sha256(jpeg).hexdigest(), jpeg, meta)
 
 
 def dataset_files(data_dir: Path) -> list[str]:
