@@ -4,7 +4,6 @@ and sends its unsure frames as samples; a person (this test, through the HTTP AP
 the data trigger trains a new version on the added images, it passes the gate and is announced,
 and the device's predictions then carry the new version."""
 
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from tests.support.data import COLOURS, write_dataset, write_video
 from tests.support.device import start_edge, versions
 from tests.support.paths import ROOT
 from tests.support.ports import free_port
+from tests.support.processes import terminate
 from tests.support.waiting import wait_for
 
 LABELS_NEEDED = 6
@@ -77,11 +77,7 @@ def test_samples_labelled_retrain_gate_announce_and_the_device_runs_the_new_vers
         assert [j["state"] for j in jobs] == ["succeeded", "succeeded"]
         assert second["version"] in api(port, f"/api/jobs/{jobs[0]['id']}/log").decode(), "the job's log is served"
     finally:
-        if edge:
-            edge.send_signal(signal.SIGTERM)
-            edge.wait(30)
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(30)
+        terminate(edge, serve)
         recorder.close()
     seen = versions(recorder)
     switch = seen.index(second["version"])
