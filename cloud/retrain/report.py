@@ -20,6 +20,11 @@ def summary(meta: ModelMeta, output_dir: str) -> str:
         ("train accuracy", _pct(m.train_accuracy)),
         ("validation accuracy", _pct(m.validation_accuracy)),
         ("test accuracy", _pct(m.test_accuracy)),
+        *(
+            (f"{name} test accuracy", f"{_pct(part.accuracy)} on {part.images} images")
+            for name, part in m.slices.items()
+        ),
+        *((f"device {device}", f"{_pct(part.accuracy)} on {part.images} images") for device, part in m.devices.items()),
     ]
     if m.tflite:
         rows.append(

@@ -181,7 +181,9 @@ def test_model_json_reports_accuracy_per_slice_and_per_device(tiny_images: Path,
     flags = [*as_flags(tiny_flags), "--how-many-training-steps", "30", "--image-dir", tiny_images]
     try:
         flags += ["--bottleneck-dir", tmp_path / "bn", "--output-dir", tmp_path / "b"]
-        run_cli("cloud", "retrain", *flags, "--field-devices", tmp_path / "devices.json", "--field-weight", "3")
+        printed = run_cli(
+            "cloud", "retrain", *flags, "--field-devices", tmp_path / "devices.json", "--field-weight", "3"
+        )
     finally:
         for sha in devices:
             for name in COLOURS:
@@ -198,4 +200,5 @@ def test_model_json_reports_accuracy_per_slice_and_per_device(tiny_images: Path,
     per_device = {d: sum(devices[Path(r["file"]).stem] == d for r in field_test) for d in ("cam-1", "cam-2")}
     assert {d: m.images for d, m in meta.metrics.devices.items()} == {d: n for d, n in per_device.items() if n >= 10}
     assert "cam-1" in meta.metrics.devices
+    assert f"on {len(field_test)} images" in printed.stdout.split("field test accuracy")[1].splitlines()[0]
     assert meta.training["field_weight"] == 3.0
