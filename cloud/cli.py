@@ -8,6 +8,7 @@ from cloud.registry import keygen
 from cloud.registry.versions import RegistryError
 from cloud.retrain import cli as retrain_cli
 from cloud.retrain.errors import RetrainError
+from cloud.simulate import cli as simulate_cli
 from cloud.store import StoreError
 from cloud.sweep import cli as sweep_cli
 from cloud.training import cli as training_cli
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = [
         retrain_cli.add_parser,
         sweep_cli.add_parser,
+        simulate_cli.add_parser,
         serve.add_parser,
         registry_cli.add_parser,
         keygen.add_parser,

@@ -15,13 +15,17 @@ def collapse(features: np.ndarray, similarity: float = DEFAULT_SIMILARITY) -> np
     x = np.asarray(features, np.float64)
     unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     representative = np.arange(len(x))
-    kept: list[int] = []
+    kept_index = np.zeros(len(x), np.int64)
+    kept = np.empty_like(unit)  # the representatives so far, in rows 0..n-1: a view each time, no copy
+    n = 0
     for i in range(len(x)):
-        if kept:
-            scores = unit[kept] @ unit[i]
+        if n:
+            scores = kept[:n] @ unit[i]
             best = int(np.argmax(scores))
             if scores[best] >= similarity:
-                representative[i] = kept[best]
+                representative[i] = kept_index[best]
                 continue
-        kept.append(i)
+        kept[n] = unit[i]
+        kept_index[n] = i
+        n += 1
     return representative
