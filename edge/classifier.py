@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -31,6 +32,14 @@ class Classifier:
     def probabilities(self, frames: list[np.ndarray]) -> np.ndarray:
         """RGB uint8 frames of any size -> [N, labels] probabilities."""
         return self.backend.predict(np.stack([images.fit(f, *self._size) for f in frames]))
+
+    def probabilities_of_files(self, paths: list[Path], batch: int = 32) -> np.ndarray:
+        """[N, labels] for image files, read and classified `batch` at a time (an unreadable file raises
+        images.ImageError)."""
+        rows = [
+            self.probabilities([images.read_rgb(p) for p in paths[i : i + batch]]) for i in range(0, len(paths), batch)
+        ]
+        return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)), np.float32)
 
     def top_k(self, probabilities: np.ndarray, k: int) -> list[Classification]:
         order = np.argsort(-probabilities, kind="stable")[:k]

@@ -20,12 +20,10 @@ import numpy as np
 from cloud.datasets import FIELD, SEED
 from cloud.registry import paired
 from cloud.retrain.dataset import Splits, scan
-from common import bundle, images
+from common import bundle
 from edge.classifier import Classifier
 
 log = logging.getLogger(__name__)
-
-BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -39,13 +37,8 @@ class GatePolicy:
 def correct(model: bundle.Bundle, paths: list[Path], labels: list[str]) -> np.ndarray:
     """Whether `model` gets each image right; a label it does not know counts as wrong."""
     classifier = Classifier(model, "tflite")
-    right: list[bool] = []
-    for start in range(0, len(paths), BATCH):
-        frames = [images.read_rgb(p) for p in paths[start : start + BATCH]]
-        predicted = classifier.probabilities(frames).argmax(axis=1)
-        truth = labels[start : start + BATCH]
-        right.extend(classifier.labels[i] == t for i, t in zip(predicted, truth, strict=True))
-    return np.array(right, bool)
+    predicted = classifier.probabilities_of_files(paths).argmax(axis=1)
+    return np.array([classifier.labels[i] == t for i, t in zip(predicted, labels, strict=True)], bool)
 
 
 def _accuracy(right: np.ndarray) -> float | None:

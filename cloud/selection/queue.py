@@ -22,13 +22,12 @@ from cloud.selection.ranking import rank
 from cloud.store import Database
 from cloud.store import samples as sample_store
 from cloud.store.samples import StoredSample
-from common import bundle, images
+from common import bundle
 from edge.backends.base import BackendUnavailable
 from edge.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
-BATCH = 32
 LOAD_ERRORS = (bundle.BundleError, BackendUnavailable, RetrainError, OSError, ValueError)
 
 
@@ -64,10 +63,8 @@ class _Promoted:
     def probabilities(self, samples: dict[str, Path]) -> np.ndarray:
         """[N, labels] for these pictures (decodable ones: the embeddings have read them already)."""
         todo = [i for i in samples if i not in self.known]
-        for start in range(0, len(todo), BATCH):
-            batch = todo[start : start + BATCH]
-            rows = self.classifier.probabilities([images.read_rgb(samples[i]) for i in batch])
-            self.known |= dict(zip(batch, rows, strict=True))
+        rows = self.classifier.probabilities_of_files([samples[i] for i in todo])
+        self.known |= dict(zip(todo, rows, strict=True))
         self.known = {i: self.known[i] for i in samples}
         return np.stack([self.known[i] for i in samples]) if samples else np.zeros((0, len(self.meta.labels)))
 
