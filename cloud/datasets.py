@@ -27,6 +27,12 @@ def dataset_dir(data_dir: Path, model: str) -> Path:
     return data_dir / DATASETS / model
 
 
+def dataset_prefix(model: str) -> str:
+    """Where a model's training images are, relative to the data directory: how the samples table
+    records a labelled sample's `dataset_path`."""
+    return f"{DATASETS}/{model}/"
+
+
 def models(data_dir: Path) -> list[str]:
     """A model exists for the cloud when its dataset folder does."""
     root = data_dir / DATASETS

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cloud.datasets import dataset_dir
+from cloud.datasets import dataset_dir, dataset_prefix
 from cloud.registry.gate import GatePolicy
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
@@ -115,10 +115,9 @@ class Trainer(threading.Thread):
 
     def _field_devices(self, job: Job) -> Path:
         """Which device sent each labelled sample, for the retrainer's accuracy per device."""
-        prefix = dataset_dir(Path(), job.model).as_posix() + "/"
         path = self.data_dir / "jobs" / f"{job.id}.devices.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(sample_store.labelled_devices(self.registry.db, prefix)))
+        path.write_text(json.dumps(sample_store.labelled_devices(self.registry.db, dataset_prefix(job.model))))
         return path
 
     def _decide(self, job: Job, output: Path) -> str:

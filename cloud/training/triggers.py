@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloud.datasets import models
+from cloud.datasets import dataset_prefix, models
 from cloud.store import Database
 from cloud.store import predictions as prediction_store
 from cloud.store import samples as sample_store
@@ -73,7 +73,7 @@ class Triggers(threading.Thread):
         if p.every_h is not None and now - last >= p.every_h * 3600:
             return f"periodic: last training {(now - last) / 3600:.1f} h ago (every {p.every_h} h)"
         if p.after_labels is not None:
-            fresh = sample_store.labelled_since(self.db, f"datasets/{model}/", last)
+            fresh = sample_store.labelled_since(self.db, dataset_prefix(model), last)
             if fresh >= p.after_labels:
                 return f"data: {fresh} new labelled samples (threshold {p.after_labels})"
         return self._drift(model, now) if now - last >= p.window_s else None  # one drift training per window
