@@ -18,6 +18,19 @@ log = logging.getLogger(__name__)
 BatchSource = Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
 
+def bottleneck_batches(
+    features: np.ndarray, y: np.ndarray, indices: np.ndarray, batch_size: int, p: np.ndarray | None
+) -> BatchSource:
+    """retrain.py's random batches of cached bottlenecks: `batch_size` of `indices`, drawn with
+    replacement (by `p` when images are weighted)."""
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        chosen = rng.choice(indices, batch_size, p=p)
+        return features[chosen], y[chosen]
+
+    return draw
+
+
 def new_head(dim: int, num_classes: int, seed: int) -> keras.layers.Dense:
     head = keras.layers.Dense(
         num_classes,

@@ -22,7 +22,7 @@ from cloud.retrain.config import RetrainConfig
 from cloud.retrain.dataset import SPLITS, Dataset, check_trainable, draw_probabilities, scan
 from cloud.retrain.distortions import make_distorter
 from cloud.retrain.errors import RetrainError
-from cloud.retrain.head import BatchSource, Summaries, new_head, train_head
+from cloud.retrain.head import BatchSource, Summaries, bottleneck_batches, new_head, train_head
 from common import bundle, images
 from edge import backends
 
@@ -105,10 +105,7 @@ def _batches(cfg: RetrainConfig, data: _Data, extractor: keras.Model, size: int)
     train = data.split["train"]
     p = draw_probabilities(data.dataset.records, train, cfg.field_weight)
     if not cfg.distortions:
-        return lambda rng: (
-            data.bn.features[chosen := rng.choice(train, cfg.train_batch_size, p=p)],
-            data.y[chosen],
-        )
+        return bottleneck_batches(data.bn.features, data.y, train, cfg.train_batch_size, p)
     distort, forward = make_distorter(cfg, size, cfg.seed), forward_fn(extractor, size)
     return lambda rng: (
         forward(distort(data.kept[chosen := rng.choice(train, cfg.train_batch_size, p=p)])).numpy(),

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from cloud.retrain.dataset import ImageRecord, draw_probabilities
-from cloud.retrain.head import Summaries, new_head, train_head
+from cloud.retrain.head import Summaries, bottleneck_batches, new_head, train_head
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,9 @@ class Model:
 
 def train(x: np.ndarray, y: np.ndarray, records: list[ImageRecord], classes: int, recipe: Recipe, seed: int) -> Model:
     """A new head trained on these images (all of them: the caller passes the training split)."""
-    everything, labels = np.arange(len(x)), y.astype(np.int32)
+    everything = np.arange(len(x))
     p = draw_probabilities(records, everything, recipe.field_weight)
-
-    def next_batch(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        chosen = rng.choice(everything, recipe.batch_size, p=p)
-        return x[chosen], labels[chosen]
-
+    next_batch = bottleneck_batches(x, y.astype(np.int32), everything, recipe.batch_size, p)
     head = new_head(x.shape[1], classes, seed)
     no_validation = (np.zeros((0, x.shape[1]), np.float32), np.zeros(0, np.int32))
     train_head(head, next_batch, no_validation, recipe.steps, recipe.learning_rate, recipe.steps, Summaries(None), seed)
