@@ -37,7 +37,21 @@ class CloudOptions(Options):
 
 class ServeConfig(CloudOptions):
     http_port: int = Field(8080, ge=0, le=65535, description="HTTP API and dashboard")
-    http_host: str = Field("0.0.0.0", description="address the HTTP server listens on")
+    http_host: str = Field(
+        "127.0.0.1",
+        description="address the HTTP server listens on; beyond loopback only with an API token "
+        "(EDGELOOP_API_TOKEN) or --insecure-open-api",
+    )
+    insecure_open_api: bool = Field(
+        False,
+        description="listen beyond loopback without an API token: whoever reaches the port reads the cameras' "
+        "samples, labels them into the training data and starts trainings (logged as a warning)",
+    )
+    protect_reads: bool = Field(
+        True,
+        description="with an API token, reads take it too (the API, sample pictures, job logs, /metrics); "
+        "the dashboard's page, /healthz, /readyz and deployable bundles stay open",
+    )
     group: str | None = Field(None, description="share the fleet's load with other instances of this group")
     client_id: str = Field("edgeloop-aggregator", description="MQTT client id: one per instance, stable")
     train: bool = Field(True, description="run triggers and trainings in this instance (one per fleet is enough)")

@@ -9,8 +9,9 @@ import logging
 
 import uvicorn
 
+from cloud.api.auth import check_exposure
 from cloud.options import ServeConfig
-from cloud.service import Service
+from cloud.service import Service, api_access
 from common.command import SubParsers
 from common.options import add_config_flags, from_args
 
@@ -25,6 +26,7 @@ def add_parser(subparsers: SubParsers) -> None:
 
 def main(args: argparse.Namespace) -> int:
     cfg = from_args(ServeConfig, args)
+    check_exposure(cfg.http_host, api_access(cfg).token, cfg.insecure_open_api)
     service = Service(cfg)
     try:
         service.start()

@@ -8,12 +8,13 @@ from __future__ import annotations
 import logging
 import os
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from cloud.aggregator.drift import largest_drift
 from cloud.aggregator.ingest import Ingest
-from cloud.api import models
+from cloud.api import health, models
 from cloud.api.app import create_app
-from cloud.api.auth import TOKEN_ENV
+from cloud.api.auth import TOKEN_ENV, Access, is_loopback
 from cloud.options import ServeConfig
 from cloud.registry.canary import CanaryWidener
 from cloud.registry.gate import GatePolicy
@@ -53,6 +54,16 @@ def training_policy(cfg: ServeConfig) -> TrainingPolicy:
     return TrainingPolicy(gate=gate, canary_groups=cfg.canary_groups)
 
 
+def api_access(cfg: ServeConfig) -> Access:
+    token = os.environ.get(TOKEN_ENV) or None
+    return Access(
+        token=token,
+        protect_reads=cfg.protect_reads,
+        public_host=urlsplit(cfg.public_url).hostname,
+        loopback_only=not token and is_loopback(cfg.http_host),
+    )
+
+
 class Service:
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg = cfg
@@ -75,10 +86,13 @@ class Service:
             self.jobs, cfg.data_dir, address, topics, f"{cfg.client_id}-commands", cfg.group
         )
         self.canary = CanaryWidener(self.registry, self.rollout)
-        registry_api = models.router(self.jobs, self.registry, cfg.data_dir)
-        token = os.environ.get(TOKEN_ENV) or None
+        routers = [
+            models.router(self.jobs, self.registry, cfg.data_dir),
+            health.router(lambda: {"store": db.reachable(), "mqtt": self.ingest.connected}),
+        ]
         queue = Queue(db, cfg.data_dir, QueuePolicy(order=cfg.queue_order, pool=cfg.queue_pool))
-        self.app = create_app(db, self.ingest.metrics, cfg.data_dir, [registry_api], cfg.metrics_window_s, token, queue)
+        access = api_access(cfg)
+        self.app = create_app(db, self.ingest.metrics, cfg.data_dir, routers, cfg.metrics_window_s, access, queue)
         self._started: list[Part] = []
 
     def start(self) -> None:

@@ -69,6 +69,14 @@ class EdgeConfig(Options):
     samples_per_minute: int = Field(30, ge=0, description="samples rate limit")
     telemetry_interval_s: float = Field(10, gt=0, description="seconds between telemetry messages")
     preview_port: int | None = Field(None, ge=0, le=65535, description="serve an MJPEG preview with labels here")
+    preview_host: str = Field(
+        "127.0.0.1", description="address of the preview, which shows the camera to anyone who reaches it"
+    )
+    health_port: int | None = Field(
+        None, ge=0, le=65535, description="serve the health check (frame age, broker, outbox; no pictures) here"
+    )
+    health_host: str = Field("0.0.0.0", description="address of the health check: probes reach the pod's")
+    health_stall_s: float = Field(60, gt=0, description="the health check fails once no frame came for this long")
     keepalive_s: int = Field(30, ge=1, description="MQTT keepalive; the broker declares the device offline after 1.5x")
     ca_file: Path | None = Field(None, description="CA certificate for mqtts:// (default: the system's)")
     trusted_key: Path | None = Field(

@@ -60,10 +60,11 @@ class Pipeline:
         self.infer_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.total_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._started = time.monotonic()
+        self.last_frame = self._started  # monotonic time the last frame was classified (or the loop started)
 
     def run(self, stop: threading.Event) -> None:
         """Classify frames until `stop` is set, the source ends, or --max-frames is reached."""
-        self._started = time.monotonic()
+        self._started = self.last_frame = time.monotonic()
         while not stop.is_set():
             frame = self.capture.next(timeout_s=0.5)
             if frame is None:
@@ -92,6 +93,7 @@ class Pipeline:
         infer_ms = (time.perf_counter() - start) * 1000
         top = classifier.top_k(probabilities, self.cfg.top_k)
         self.counts["processed"] += 1
+        self.last_frame = time.monotonic()
         self.infer_ms.append(infer_ms)
         self.sampler.observe(probabilities)
         if self.preview is not None:

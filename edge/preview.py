@@ -1,16 +1,19 @@
 """The optional live preview (`--preview-port`): an MJPEG page of the frames with the current label
-and score drawn on them, for whoever is pointing the camera. Frames are encoded only while someone
-watches, at most MAX_FPS a second, so the preview costs nothing when nobody looks."""
+and score drawn on them, for whoever is pointing the camera. It shows what the camera sees, without a
+password: it listens on loopback unless told otherwise (`--preview-host`; reach it through an SSH or
+`kubectl port-forward` tunnel). Frames are encoded only while someone watches, at most MAX_FPS a
+second, so the preview costs nothing when nobody looks."""
 
 from __future__ import annotations
 
 import logging
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
+
+from edge.httpd import Handler, serve
 
 log = logging.getLogger(__name__)
 
@@ -21,18 +24,17 @@ PAGE = b"""<!doctype html><html><head><title>edgeloop preview</title>
 
 
 class Preview:
-    def __init__(self, port: int, host: str = "0.0.0.0") -> None:
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self._jpeg: bytes | None = None
         self._cond = threading.Condition()
         self._viewers = 0
         self._last = 0.0
         preview = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class PreviewHandler(Handler):
             def do_GET(self) -> None:
                 if self.path == "/":
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
+                    self.send_common(200, "text/html", "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'")
                     self.end_headers()
                     self.wfile.write(PAGE)
                 elif self.path == "/stream.mjpg":
@@ -40,14 +42,8 @@ class Preview:
                 else:
                     self.send_error(404)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(host, port, PreviewHandler, "preview")
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, name="preview", daemon=True).start()
-        log.info("preview on http://%s:%d/", host, self.port)
 
     def offer(self, image: np.ndarray, label: str, score: float) -> None:
         """Called for every frame; cheap unless a viewer is connected and a frame is due."""
@@ -65,9 +61,8 @@ class Preview:
                 self._jpeg = jpeg.tobytes()
                 self._cond.notify_all()
 
-    def _stream(self, handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(200)
-        handler.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+    def _stream(self, handler: Handler) -> None:
+        handler.send_common(200, "multipart/x-mixed-replace; boundary=frame")
         handler.end_headers()
         with self._cond:
             self._viewers += 1

@@ -16,6 +16,7 @@ from common.options import add_config_flags, from_args
 from common.signing import Verifier
 from edge.classifier import Classifier
 from edge.config import EdgeConfig
+from edge.health import Health
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline, TelemetryReporter
 from edge.preview import Preview
@@ -84,8 +85,12 @@ class Device:
 
     def operate(self, stop: threading.Event) -> None:
         """Classify and publish until `stop` is set or the source ends, then flush and say `offline`."""
-        if self.cfg.preview_port is not None:
-            self.pipeline.preview = Preview(self.cfg.preview_port)
+        cfg = self.cfg
+        if cfg.preview_port is not None:
+            self.pipeline.preview = Preview(cfg.preview_port, cfg.preview_host)
+        health = None
+        if cfg.health_port is not None:
+            health = Health(self.pipeline, cfg.health_stall_s, cfg.health_port, cfg.health_host)
         self.updater.start()
         self.publisher.start()
         self.capture.start()
@@ -100,4 +105,6 @@ class Device:
             self.publisher.stop(FLUSH_S)
             if self.pipeline.preview is not None:
                 self.pipeline.preview.close()
+            if health is not None:
+                health.close()
         log.info("stopped: %s", self.pipeline.counts)

@@ -3,7 +3,7 @@
 # (as root, vfs storage, chroot isolation). Where Docker Hub is out of reach, as on the CI machines, the base
 # python:3.11-slim is stood in for by Debian bookworm (debootstrap, Debian's Python 3.11) under the same name,
 # trusting this machine's CA bundle for pip. Then: the service starts as the image's user, serves /metrics
-# and the dashboard, and the image's health check command passes.
+# (with its API token) and the dashboard, and the image's health check command (/healthz) passes.
 #   sudo scripts/check-cloud-image.sh        (apt-installs buildah, podman, debootstrap, mosquitto)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,19 +34,21 @@ HTTP_PORT=$(free_port)
 CTR=$(buildah "${STORE[@]}" from edgeloop-cloud)
 mosquitto -p "$MQTT_PORT" >"$WORK/mosquitto.log" 2>&1 &
 BROKER=$!
-buildah "${STORE[@]}" run --isolation chroot --network host "$CTR" -- python -m cloud serve --data-dir /data \
+TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
+buildah "${STORE[@]}" run --isolation chroot --network host --env EDGELOOP_API_TOKEN="$TOKEN" "$CTR" -- \
+    python -m cloud serve --http-host 0.0.0.0 --data-dir /data \
     --db sqlite:////data/edgeloop.db --http-port "$HTTP_PORT" --broker "mqtt://127.0.0.1:$MQTT_PORT" \
     >"$WORK/serve.log" 2>&1 &
 SERVE=$!
 trap 'kill $SERVE $BROKER 2>/dev/null; buildah "${STORE[@]}" rm "$CTR" >/dev/null' EXIT
 
 for _ in $(seq 60); do
-    curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/metrics" && break
+    curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz" && break
     sleep 1
 done
-curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | grep -q '^edgeloop_messages_in_total'
+curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$HTTP_PORT/metrics" | grep -q '^edgeloop_messages_in_total'
 curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/"
 buildah "${STORE[@]}" run --isolation chroot --network host "$CTR" -- sh -c "id -u; python -c \
-    \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:$HTTP_PORT/metrics', timeout=4)\"" \
+    \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:$HTTP_PORT/healthz', timeout=4)\"" \
     | grep -qx 10001
 echo "edgeloop-cloud: built; serves /metrics and the dashboard as uid 10001; health check command passes"

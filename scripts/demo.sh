@@ -67,7 +67,9 @@ mkdir -p "$cloud/datasets"
 printf 'architecture: %s\nweights: %s\n' "$arch" "$weights" >"$cloud/datasets/flowers/retrain.yaml"
 where=(--broker "mqtt://127.0.0.1:$port" --db "sqlite:///$cloud/edgeloop.db" --data-dir "$cloud"
        --public-url "http://127.0.0.1:$http")
-.venv/bin/python -m cloud serve "${where[@]}" --http-port "$http" --http-host 127.0.0.1 \
+# The API's token, made for this run: the dashboard and every API call give it.
+token=${EDGELOOP_API_TOKEN:-$(.venv/bin/python -c "import secrets; print(secrets.token_hex(32))")}
+EDGELOOP_API_TOKEN=$token .venv/bin/python -m cloud serve "${where[@]}" --http-port "$http" --http-host 127.0.0.1 \
   --no-train-new-models >"$out/cloud.log" 2>&1 &
 pids+=($!)
 version=$(.venv/bin/python -c "import json; print(json.load(open('$out/flowers/model.json'))['version'])")
@@ -81,6 +83,9 @@ fi
   >"$out/edge.log" 2>&1 &
 pids+=($!)
 echo
-echo "dashboard: http://127.0.0.1:$http/   (logs in $out/*.log; Ctrl-C stops the broker, the service and the device)"
+echo "dashboard: http://127.0.0.1:$http/#token=$token"
+echo "  (the page keeps the token for its tab and drops it from the address; the API takes it as"
+echo "   curl -H 'Authorization: Bearer $token' http://127.0.0.1:$http/api/devices)"
+echo "logs in $out/*.log; Ctrl-C stops the broker, the service and the device"
 echo "bundle: $out/flowers   TensorBoard: .venv/bin/tensorboard --logdir $out/tensorboard"
 if [ -n "${DURATION:-}" ]; then sleep "$DURATION"; else wait "${pids[@]}"; fi

@@ -59,6 +59,10 @@ class Ingest:
         prefix = f"$share/{self.group}/" if self.group else ""
         return [(prefix + self.topics.filter(kind), kind.qos) for kind in INGESTED]
 
+    @property
+    def connected(self) -> bool:
+        return self._client.is_connected()
+
     def start(self) -> None:
         props = connect_properties(SESSION_EXPIRY_S)
         props.ReceiveMaximum = RECEIVE_MAXIMUM

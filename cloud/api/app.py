@@ -1,5 +1,6 @@
-"""The HTTP API (FastAPI, so the OpenAPI schema is at /openapi.json). Reads come straight from the
-store; nothing here writes what devices sent."""
+"""The HTTP API (FastAPI, so the OpenAPI schema is at /openapi.json; the interactive docs are off: they
+load their scripts from a CDN). Reads come straight from the store; nothing here writes what devices
+sent. Every request passes the guard (cloud/api/guard.py) and the access policy (cloud/api/auth.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from cloud.aggregator.drift import DriftBasis, fleet_drift
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.windows import LOW_CONFIDENCE, fleet_windows
 from cloud.api import gauges, samples
-from cloud.api.auth import protect_writes
+from cloud.api.auth import Access, protect
+from cloud.api.guard import Guard, page_policy
 from cloud.api.window import Confidence, Window, confidence_report, window_report
 from cloud.selection.queue import Queue
 from cloud.store import Database
@@ -24,6 +26,7 @@ from cloud.store import predictions as prediction_store
 from common import protocol
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
+ANYONE = Access()  # no token: every read and write open
 
 
 class Device(BaseModel):
@@ -54,14 +57,15 @@ def create_app(
     data_dir: Path,
     routers: Sequence[APIRouter] = (),
     window_s: float = 300.0,
-    token: str | None = None,
+    access: Access = ANYONE,
     queue: Queue | None = None,
 ) -> FastAPI:
     """`window_s`: the window of /metrics, and of /api/devices and /window when a request names none;
-    `token`: what the writing endpoints require (None: they are open); `queue`: the labelling queue's
-    order (None: the default policy)."""
-    app = FastAPI(title="edgeloop", description="fleet predictions, samples and models")
-    protect_writes(app, token)
+    `access`: who may read and write (the default: anyone); `queue`: the labelling queue's order (None:
+    the default policy)."""
+    app = FastAPI(title="edgeloop", description="fleet predictions, samples and models", docs_url=None, redoc_url=None)
+    protect(app, access)
+    app.add_middleware(Guard, access=access)
     for extra in routers:
         app.include_router(extra)
 
@@ -120,8 +124,9 @@ def create_app(
         return window_report(db, found[device_id], seconds, fleet_drift(db, found.values())[device_id], device.fps)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def dashboard() -> str:
-        return DASHBOARD.read_text()
+    def dashboard() -> HTMLResponse:
+        html = DASHBOARD.read_text()
+        return HTMLResponse(html, headers={"Content-Security-Policy": page_policy(html)})
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:

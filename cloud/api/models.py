@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from cloud.datasets import dataset_dir
 from cloud.registry.figures import SliceFigures, slice_figures
-from cloud.registry.versions import Registry, Version
+from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.training.jobs import Job, Jobs
 from cloud.training.trainer import job_log
 from common import protocol
@@ -21,6 +21,7 @@ from common import protocol
 log = logging.getLogger(__name__)
 
 LOG_TAIL_BYTES = 64 * 1024
+DEPLOYABLE = {"promoted", "retired"}
 
 
 class RetrainIn(BaseModel):
@@ -81,9 +82,16 @@ def router(jobs: Jobs, registry: Registry, data_dir: Path) -> APIRouter:
 
     @api.get("/models/{name}/{version}.tar.gz", response_class=FileResponse)
     def archive(name: str, version: str) -> FileResponse:
-        path = registry.archive(_checked(name, "model name"), _checked(version, "model version"))
-        if not path.is_file():
-            raise HTTPException(404, "no such model version")
+        """A deployable version's bundle, open to devices (they hold no API token): promoted (to the fleet or
+        a canary) or retired (what a rollback returns to); never a candidate or a rejected version."""
+        name, version = _checked(name, "model name"), _checked(version, "model version")
+        try:
+            deployable = registry.get(name, version).state in DEPLOYABLE
+        except RegistryError:
+            deployable = False
+        path = registry.archive(name, version)
+        if not deployable or not path.is_file():
+            raise HTTPException(404, "no such deployable model version")
         return FileResponse(path, media_type="application/gzip", filename=path.name)
 
     return api

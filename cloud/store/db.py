@@ -118,6 +118,14 @@ class Database:
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             log.info("database migrated to schema version %d", version)
 
+    def reachable(self) -> bool:
+        """Whether the store answers a trivial query now: what readiness asks, cheap at any size."""
+        try:
+            return self.query("SELECT 1") == [(1,)]
+        except Exception:
+            log.warning("the store does not answer", exc_info=True)
+            return False
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

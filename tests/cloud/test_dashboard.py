@@ -37,7 +37,7 @@ def test_dashboard_shows_the_fleet_and_follows_it_live(broker, browser, tmp_path
         fleet.send_predictions("cam-2", range(1, 51))
         status = protocol.Status(state="online", ts=time.time(), group="canary")
         fleet.send(protocol.Topics().status("cam-2"), status.encode()).wait_for_publish(10)
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, bypass_csp=True)  # wait_for_function evals
         page.goto(f"http://127.0.0.1:{port}/")
         page.wait_for_selector("tr[data-device='cam-2']", timeout=20_000)
         cam1 = page.locator("tr[data-device='cam-1'] td[data-col='predictions']")

@@ -72,27 +72,43 @@ def test_a_bad_source_or_broker_url_is_a_clear_error(tiny_bundle, tmp_path) -> N
     assert "mqtt:// or mqtts://" in result.stderr
 
 
-def test_live_preview_serves_labelled_frames(tiny_bundle, video, broker, recorder, tmp_path) -> None:
+def test_live_preview_on_loopback_and_a_health_check_without_pictures(
+    tiny_bundle, video, broker, recorder, tmp_path
+) -> None:
     import urllib.request
+
+    import psutil
 
     from edge.sources.mjpeg import MJPEGSource
     from tests.support.ports import free_port
 
-    port = free_port()
-    edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", "--loop", "--preview-port", str(port))
+    port, health = free_port(), free_port()
+    extra = ["--loop", "--preview-port", port, "--health-port", health]
+    edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", *extra)
     try:
         wait_for(lambda: "online" in states(recorder), 60, "the online status")
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read()
-        assert b'<img src="/stream.mjpg"' in page
+        listening = {c.laddr.port: c.laddr.ip for c in psutil.Process(edge.pid).net_connections("tcp")}
+        assert (listening[port], listening[health]) == ("127.0.0.1", "0.0.0.0"), "the camera only on loopback"
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+        assert page.headers["X-Frame-Options"] == "DENY"
+        assert b'<img src="/stream.mjpg"' in page.read()
         stream = MJPEGSource(f"http://127.0.0.1:{port}/stream.mjpg")
         stream.open()
         frames = [stream.read() for _ in range(3)]
         stream.close()
+        answer = urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=5)
+        report = json.loads(answer.read())
     finally:
         edge.kill()
     assert all(f.shape == (480, 640, 3) for f in frames)
     label = frames[0][5:45, 5:200]  # white text, through JPEG: near white, not exactly 255
     assert (label > 220).all(axis=-1).sum() > 20, "the label is drawn in white"
+    assert (answer.status, answer.headers["Content-Type"]) == (200, "application/json")
+    assert set(report) == {"status", "frame_age_s", "frames", "broker_connected", "outbox_depth"}
+    assert (report["status"], report["broker_connected"]) == ("healthy", True)
+    assert 0 <= report["frame_age_s"] < 5
+    assert report["frames"] > 0
+    assert report["outbox_depth"] >= 0
 
 
 @pytest.mark.services  # starts its own Mosquitto

@@ -1,0 +1,58 @@
+"""The device's health endpoint (`--health-port`), what a container's HEALTHCHECK or a Kubernetes probe
+asks. It listens on every address by default (probes reach the pod's), so it tells nothing a camera saw:
+the age of the last classified frame, whether the broker is connected, and how many messages wait in the
+outbox. 503 once no frame was classified for --health-stall-s (a camera or a pipeline that stopped: a
+restart may help); a broker outage is not unhealthy (the outbox keeps what the device says until the
+broker is back, and a restart would not bring it sooner)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from http.server import ThreadingHTTPServer
+
+from edge.httpd import Handler, serve
+from edge.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class Health:
+    def __init__(self, pipeline: Pipeline, stall_s: float, port: int, host: str = "0.0.0.0") -> None:
+        self.pipeline = pipeline
+        self.stall_s = stall_s
+        health = self
+
+        class HealthHandler(Handler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] not in ("/", "/healthz"):
+                    self.send_error(404)
+                    return
+                healthy, report = health.report()
+                body = json.dumps(report).encode()
+                self.send_common(200 if healthy else 503, "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server: ThreadingHTTPServer = serve(host, port, HealthHandler, "health")
+        self.port = self.server.server_address[1]
+
+    def report(self) -> tuple[bool, dict[str, object]]:
+        age = time.monotonic() - self.pipeline.last_frame
+        healthy = age <= self.stall_s
+        if not healthy:
+            log.warning("unhealthy: no frame classified for %.0f s", age)
+        publisher = self.pipeline.publisher
+        return healthy, {
+            "status": "healthy" if healthy else "stalled",
+            "frame_age_s": round(age, 3),
+            "frames": self.pipeline.counts["processed"],
+            "broker_connected": publisher.connected,
+            "outbox_depth": publisher.pending(),
+        }
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
