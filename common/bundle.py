@@ -2,8 +2,9 @@
 
 A bundle is a directory holding `model.json`, `labels.txt`, `model.tflite`, `saved_model/` and
 `evaluation.json`. Every file's sha256 is listed in `model.json`, so a device can refuse a
-bundle that was truncated or tampered with. Preprocessing lives inside the models: every model
-takes raw RGB uint8 images of `input.height` x `input.width`.
+bundle that was truncated or tampered with, or that carries a file nobody listed; a bundle is
+plain files only (no links). Preprocessing lives inside the models: every model takes raw RGB
+uint8 images of `input.height` x `input.width`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ TFLITE = "model.tflite"
 SAVED_MODEL = "saved_model"
 EVALUATION_JSON = "evaluation.json"
 DATASET_JSON = "dataset.json"  # every image it was trained and tested on: file, sha256, label, split
-REQUIRED = (LABELS_TXT, TFLITE, f"{SAVED_MODEL}/saved_model.pb")
+SAVED_MODEL_PB = f"{SAVED_MODEL}/saved_model.pb"
+REQUIRED = (LABELS_TXT, TFLITE, SAVED_MODEL_PB)
+CACHE = ".cache"  # what a device builds beside a bundle (TF-TRT engines): never part of it, never in an archive
 MAX_ARCHIVE_BYTES = 2 * 1024**3
 
 
@@ -143,6 +146,32 @@ class Bundle:
     def __repr__(self) -> str:
         return f"Bundle({self.meta.name} v{self.meta.version} at {self.path})"
 
+    def verify(self, under: str = "") -> None:
+        """Check the bundle's files against model.json: the listed ones are there, no other (a link
+        or an unlisted file is refused), and those under `under` (all by default) are unchanged.
+        A backend calls it again just before its runtime reads `under`."""
+        try:
+            _verify(self.path, self.meta, under)
+        except (OSError, UnicodeDecodeError) as exc:  # labels.txt listed with its sha256 may still not be text
+            raise BundleError(f"{self.path}: cannot read the bundle: {exc}") from exc
+
+    def read(self, name: str) -> bytes:
+        """A listed file's bytes, checked against its sha256 as they are read: a runtime handed these
+        bytes (not the path) loads exactly what was checked, whatever happens to the file meanwhile."""
+        expected = self.meta.files.get(name)
+        if expected is None:
+            raise BundleError(f"{self.path}: {name} is not listed in {MODEL_JSON}")
+        target = self.path / name
+        try:
+            if target.is_symlink():
+                raise BundleError(f"{self.path}: {name} is a link, not a file of the bundle")
+            data = target.read_bytes()
+        except OSError as exc:
+            raise BundleError(f"{self.path}: cannot read {name}: {exc}") from exc
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise _altered(self.path, name)
+        return data
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -153,7 +182,23 @@ def sha256_file(path: Path) -> str:
 
 
 def _content_files(path: Path) -> list[str]:
-    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and p.name != MODEL_JSON)
+    """Every file of the bundle but model.json and the device's cache, as relative paths. Links are
+    not followed but refused, as is anything else that is not a plain file or a folder."""
+    found = []
+    for root, dirs, files in os.walk(path):
+        here = Path(root)
+        if here == path and CACHE in dirs:
+            dirs.remove(CACHE)
+        for name in [*dirs, *files]:
+            entry = here / name
+            relative = entry.relative_to(path).as_posix()
+            if entry.is_symlink():
+                raise BundleError(f"{path}: {relative} is a link; a bundle holds plain files only")
+            if name in files and not entry.is_file():
+                raise BundleError(f"{path}: {relative} is not a plain file")
+            if name in files and relative != MODEL_JSON:
+                found.append(relative)
+    return sorted(found)
 
 
 def write_meta(path: Path, meta: ModelMeta) -> ModelMeta:
@@ -180,27 +225,31 @@ def read_meta(path: Path) -> ModelMeta:
 def load(path: Path | str, verify: bool = True) -> Bundle:
     """Read a bundle and, unless told not to, check that every file is there and unchanged."""
     path = Path(path)
-    meta = read_meta(path)
+    loaded = Bundle(path, read_meta(path))
     if verify:
-        try:
-            _verify(path, meta)
-        except (OSError, UnicodeDecodeError) as exc:  # labels.txt listed with its sha256 may still not be text
-            raise BundleError(f"{path}: cannot read the bundle: {exc}") from exc
-    return Bundle(path, meta)
+        loaded.verify()
+    return loaded
 
 
-def _verify(path: Path, meta: ModelMeta) -> None:
+def _altered(path: Path, name: str) -> BundleError:
+    return BundleError(f"{path}: {name} does not match its sha256 in {MODEL_JSON} (altered?)")
+
+
+def _verify(path: Path, meta: ModelMeta, under: str) -> None:
     for name in REQUIRED:
         if name not in meta.files:
             raise BundleError(f"{path}: {name} is missing from the bundle")
-    for name, expected in meta.files.items():
+    present = set(_content_files(path))
+    for name in sorted(meta.files):
         if Path(name).is_absolute() or ".." in Path(name).parts:
             raise BundleError(f"{path}: {MODEL_JSON} lists a file outside the bundle: {name!r}")
-        target = path / name
-        if not target.is_file():
+        if name not in present:
             raise BundleError(f"{path}: {name} is listed in {MODEL_JSON} but missing")
-        if sha256_file(target) != expected:
-            raise BundleError(f"{path}: {name} does not match its sha256 in {MODEL_JSON} (altered?)")
+    if unlisted := sorted(present - set(meta.files)):
+        raise BundleError(f"{path}: {unlisted[0]} is not listed in {MODEL_JSON} (added?)")
+    for name, expected in meta.files.items():
+        if (not under or name == under or name.startswith(f"{under}/")) and sha256_file(path / name) != expected:
+            raise _altered(path, name)
     labels = (path / LABELS_TXT).read_text().splitlines()
     if labels != meta.labels:
         raise BundleError(f"{path}: {LABELS_TXT} disagrees with the labels in {MODEL_JSON}")
@@ -240,6 +289,8 @@ def _check_members(archive: Path, members: list[tarfile.TarInfo]) -> str:
             raise BundleError(f"{archive}: unsafe member path {m.name!r}")
         if parts in seen:
             raise BundleError(f"{archive}: member {m.name!r} is in the archive twice")
+        if parts[1:2] == (CACHE,):
+            raise BundleError(f"{archive}: member {m.name!r} is a device's cache, never part of a bundle")
         seen.add(parts)
         if not (m.isfile() or m.isdir()):
             raise BundleError(f"{archive}: member {m.name!r} is not a plain file")

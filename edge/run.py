@@ -45,15 +45,27 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _startup_classifier(cfg: EdgeConfig) -> Classifier:
+    """The model last updated to, else --model. One that this device refuses at load (accepted by an
+    older device before its checks grew) is logged and passed over: the device runs --model."""
+    model = remembered(cfg.state_dir)
+    if model is not None and model != cfg.model:
+        try:
+            classifier = Classifier(bundle.load(model), cfg.backend)
+        except bundle.BundleError as exc:
+            log.error("not running %s, the model last updated to: %s", model, exc)
+        else:
+            log.info("running %s, the model last updated to (not --model %s)", model, cfg.model)
+            return classifier
+    return Classifier(bundle.load(cfg.model), cfg.backend)
+
+
 class Device:
     """The device's parts wired together: bundle, backend, source, outbox, publisher, pipeline."""
 
     def __init__(self, cfg: EdgeConfig) -> None:
         self.cfg = cfg
-        model = remembered(cfg.state_dir) or cfg.model
-        if model != cfg.model:
-            log.info("running %s, the model last updated to (not --model %s)", model, cfg.model)
-        self.classifier = Classifier(bundle.load(model), cfg.backend)
+        self.classifier = _startup_classifier(cfg)
         outbox = Outbox(cfg.state_dir / f"outbox-{cfg.device_id}.sqlite", cfg.outbox_max_messages, cfg.outbox_max_age_s)
         topics = protocol.Topics(cfg.prefix)
         self.publisher = Publisher(

@@ -15,6 +15,7 @@ class BackendUnavailable(RuntimeError):
 
 class Backend(ABC):
     name: str
+    reads: str  # what of the bundle its runtime loads (a file or folder): checked again just before
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -22,6 +23,9 @@ class Backend(ABC):
         return None
 
     def __init__(self, bundle: Bundle) -> None:
+        """Raises BundleError, before the runtime sees a byte, when the bundle's files are not what
+        model.json lists (whoever built the Bundle, and whatever changed on disk since)."""
+        bundle.verify(self.reads)
         self.bundle = bundle
         spec = bundle.meta.input
         self.input_shape = (spec.height, spec.width, 3)

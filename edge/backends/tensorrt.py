@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from common.bundle import Bundle
+from common.bundle import CACHE, SAVED_MODEL, Bundle, BundleError
+from edge.backends import graph_check
 from edge.backends.base import Backend, BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,6 @@ try:
     from tensorflow.python.compiler.tensorrt import trt_convert as trt
 except ImportError as exc:  # TensorFlow builds without TF-TRT
     raise ImportError(f"this TensorFlow has no TF-TRT: {exc}") from exc
-
-CACHE = ".cache"
 
 
 def engine_dir(bundle: Bundle, gpu: str) -> Path:
@@ -32,6 +31,7 @@ def engine_dir(bundle: Bundle, gpu: str) -> Path:
 
 class TensorRTBackend(Backend):
     name = "tensorrt"
+    reads = SAVED_MODEL
 
     @classmethod
     def unavailable(cls) -> str | None:
@@ -43,10 +43,17 @@ class TensorRTBackend(Backend):
 
     def __init__(self, bundle: Bundle) -> None:
         super().__init__(bundle)
+        graph_check.check_bundle(bundle)  # before the converter loads it
         gpus = tf.config.list_physical_devices("GPU")
         target = engine_dir(bundle, tf.config.experimental.get_device_details(gpus[0]).get("device_name", "gpu"))
-        if not (target / "saved_model.pb").exists():
+        engines = target / "saved_model.pb"
+        if not engines.exists():
             self._build(target)
+        try:  # the device's own cache (an archive never brings one), in no model.json: its graph is checked
+            graph_check.check(engines.read_bytes(), str(engines), graph_check.TENSORRT_OPS)
+        except BundleError as exc:  # left unloaded: `auto` goes on to the tf backend and its own check
+            log.warning("%s", exc)
+            raise BackendUnavailable(f"the TF-TRT engines cached at {target} are refused: {exc}") from exc
         loaded = tf.saved_model.load(str(target))
         self._loaded = loaded
         self._fn = loaded.signatures["serving_default"]

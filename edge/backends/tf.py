@@ -7,7 +7,8 @@ import logging
 import numpy as np
 import tensorflow as tf
 
-from common.bundle import Bundle
+from common.bundle import SAVED_MODEL, Bundle
+from edge.backends import graph_check
 from edge.backends.base import Backend, BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -15,9 +16,11 @@ log = logging.getLogger(__name__)
 
 class TFBackend(Backend):
     name = "tf"
+    reads = SAVED_MODEL
 
     def __init__(self, bundle: Bundle) -> None:
         super().__init__(bundle)
+        graph_check.check_bundle(bundle)
         try:
             loaded = tf.saved_model.load(str(bundle.saved_model_path))
         except (OSError, ValueError) as exc:

@@ -7,7 +7,8 @@ import os
 
 import numpy as np
 
-from common.bundle import Bundle
+from common.bundle import TFLITE, Bundle
+from edge.backends import tflite_ops
 from edge.backends.base import Backend, BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -26,13 +27,14 @@ except ImportError:  # older Jetson images: the standalone runtime, or TensorFlo
 
 class TFLiteBackend(Backend):
     name = "tflite"
+    reads = TFLITE
 
     def __init__(self, bundle: Bundle, threads: int | None = None) -> None:
         super().__init__(bundle)
+        model = bundle.read(TFLITE)  # the interpreter gets the very bytes checked here, not a path
+        tflite_ops.check(model, str(bundle.tflite_path))
         try:
-            self._interpreter = Interpreter(
-                model_path=str(bundle.tflite_path), num_threads=threads or os.cpu_count() or 1
-            )
+            self._interpreter = Interpreter(model_content=model, num_threads=threads or os.cpu_count() or 1)
         except (ValueError, RuntimeError) as exc:
             raise BackendUnavailable(f"cannot load {bundle.tflite_path}: {exc}") from exc
         self._input = self._interpreter.get_input_details()[0]["index"]
