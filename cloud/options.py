@@ -30,9 +30,16 @@ class CloudOptions(Options):
     public_url: str = Field(
         "http://localhost:8080", description="the service's URL as devices reach it: announcements point there"
     )
+    announcement_lifetime_days: float = Field(
+        30, gt=0, description="devices refuse an announcement older than this; serve signs it anew every half of it"
+    )
 
     def signer(self) -> Signer | None:
         return Signer(self.signing_key) if self.signing_key else None
+
+    @property
+    def announcement_lifetime_s(self) -> float:
+        return self.announcement_lifetime_days * 86400
 
 
 class ServeConfig(CloudOptions):

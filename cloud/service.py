@@ -1,6 +1,7 @@
 """`python -m cloud serve`'s parts, built in one place from its options, each handed its policy: the
 store, MQTT ingest, the HTTP app, the job queue, the registry and its rollout, and, in instances
-started with training on, the trainer, the triggers, the MQTT retrain command and canary widening.
+started with training on, the trainer, the triggers, the MQTT retrain command, canary widening and
+the announcements signed anew before they expire.
 Every instance serves the registry's API."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from cloud.api.auth import TOKEN_ENV, Access, is_loopback
 from cloud.options import ServeConfig
 from cloud.registry.canary import CanaryWidener
 from cloud.registry.gate import GatePolicy
+from cloud.registry.refresh import Refresher
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
 from cloud.selection.queue import Queue, QueuePolicy
@@ -72,7 +74,9 @@ class Service:
         self.ingest = Ingest(db, cfg.data_dir, address, topics, client_id=cfg.client_id, group=cfg.group)
         self.jobs = Jobs(db)
         self.registry = Registry(db, cfg.data_dir)
-        self.rollout = Rollout(self.registry, address, topics, cfg.public_url, cfg.signer())
+        self.rollout = Rollout(
+            self.registry, address, topics, cfg.public_url, cfg.signer(), lifetime_s=cfg.announcement_lifetime_s
+        )
         self.trainer = Trainer(self.jobs, self.registry, self.rollout, cfg.data_dir, training_policy(cfg))
         triggers = trigger_policy(cfg)
         self.triggers = Triggers(
@@ -86,6 +90,7 @@ class Service:
             self.jobs, cfg.data_dir, address, topics, f"{cfg.client_id}-commands", cfg.group
         )
         self.canary = CanaryWidener(self.registry, self.rollout)
+        self.refresher = Refresher(self.registry, self.rollout)
         routers = [
             models.router(self.jobs, self.registry, cfg.data_dir),
             health.router(lambda: {"store": db.reachable(), "mqtt": self.ingest.connected}),
@@ -101,7 +106,7 @@ class Service:
             log.info("training off: this instance runs no trainer, triggers or retrain command")
             return
         self.jobs.fail_interrupted()
-        for part in (self.trainer, self.triggers, self.commands):
+        for part in (self.trainer, self.triggers, self.commands, self.refresher):
             self._start(part)
         if self.cfg.canary_widen:
             self._start(self.canary)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 SCHEMA = 1
 DEFAULT_PREFIX = "edgeloop"
@@ -136,6 +136,9 @@ class Telemetry(_Payload):
     )
     outbox: dict[str, int] | None = Field(None, description="predictions pending and dropped")
     mqtt: dict[str, int] | None = Field(None, description="published, acknowledged, refused, skipped, reconnects…")
+    updates: dict[str, int] | None = Field(
+        None, description="model announcements received, swapped in and rejected, in all and by reason"
+    )
     system: dict[str, Any] | None = Field(None, description="CPU, GPU, memory, temperatures, power (jtop or psutil)")
 
 
@@ -149,7 +152,13 @@ class Announcement(_Payload):
     metrics: dict[str, object] = Field(default_factory=dict)
     created: str
     groups: list[str] | None = Field(None, description="device groups it is for (a canary); None: the whole fleet")
-    signature: str | None = Field(None, description="the registry's Ed25519 signature of name, version and sha256")
+    serial: int = Field(
+        ge=0, lt=2**63, description="grows with every announcement of the model: a device refuses one below the last"
+    )
+    expires: AwareDatetime = Field(description="ISO 8601 with a zone: a device refuses the announcement after it")
+    signature: str | None = Field(
+        None, description="base64 Ed25519 signature of the canonical JSON (sorted keys, no spaces) of every other field"
+    )
 
     def applies_to(self, group: str | None) -> bool:
         return self.groups is None or group in self.groups

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from common import protocol
 from common.options import Options
+from edge.downloads import origin
 
 # A frame's confidence (0-1) by each measure, under which it goes to samples unless --sample-threshold says.
 UNCERTAINTY_THRESHOLDS = {"margin": 0.2, "entropy": 0.5, "top1": 0.5}
@@ -80,7 +82,19 @@ class EdgeConfig(Options):
     keepalive_s: int = Field(30, ge=1, description="MQTT keepalive; the broker declares the device offline after 1.5x")
     ca_file: Path | None = Field(None, description="CA certificate for mqtts:// (default: the system's)")
     trusted_key: Path | None = Field(
-        None, description="Ed25519 public key (PEM): accept only model updates the registry signed with its key"
+        None,
+        description="the registry's Ed25519 public key (PEM; several in one file while the key is rotated): model "
+        "announcements must be signed by it. Required unless --allow-unsigned-models",
+    )
+    allow_unsigned_models: bool = Field(
+        False,
+        description="INSECURE: act on unsigned model announcements (anyone who can publish on the broker runs code "
+        "here); needs --model-origin",
+    )
+    model_origin: str | None = Field(
+        None,
+        description="scheme://host[:port] the device downloads bundles from; a bundle elsewhere is refused "
+        "(default: wherever the signed announcement says)",
     )
 
     @field_validator("device_id")
@@ -92,6 +106,16 @@ class EdgeConfig(Options):
     @classmethod
     def _valid_group(cls, value: str | None) -> str | None:
         return None if value is None else protocol.check_id(value, "group")
+
+    @field_validator("model_origin")
+    @classmethod
+    def _valid_origin(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.path.strip("/") or parts.query or parts.fragment or parts.username:
+            raise ValueError(f"{value!r}: only scheme://host[:port], no path, query or user")
+        return origin(value)
 
     @model_validator(mode="after")
     def _drift_range(self) -> EdgeConfig:

@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -159,18 +160,21 @@ class Pipeline:
 class TelemetryReporter(threading.Thread):
     """Publishes the pipeline's figures and the system's readings every interval."""
 
-    def __init__(self, pipeline: Pipeline, interval_s: float, stop: threading.Event) -> None:
+    def __init__(
+        self, pipeline: Pipeline, interval_s: float, stop: threading.Event, updates: Callable[[], dict[str, int]]
+    ) -> None:
         super().__init__(name="telemetry", daemon=True)
         self.pipeline = pipeline
         self.interval_s = interval_s
         self.stop = stop
+        self.updates = updates
 
     def run(self) -> None:
         stats = system_stats()
         try:
             while not self.stop.wait(self.interval_s):
                 try:
-                    telemetry = self.pipeline.telemetry(stats.read())
+                    telemetry = self.pipeline.telemetry(stats.read()).model_copy(update={"updates": self.updates()})
                     self.pipeline.publisher.publish_now(protocol.TELEMETRY, telemetry.encode())
                 except Exception:
                     log.exception("telemetry failed; carrying on")

@@ -11,9 +11,11 @@ import time
 
 from common import bundle, protocol
 from common.command import SubParsers
+from common.errors import ConfigError
 from common.mqtt import url
 from common.options import add_config_flags, from_args
 from common.signing import Verifier
+from edge.announcements import Gate
 from edge.classifier import Classifier
 from edge.config import EdgeConfig
 from edge.health import Health
@@ -60,11 +62,29 @@ def _startup_classifier(cfg: EdgeConfig) -> Classifier:
     return Classifier(bundle.load(cfg.model), cfg.backend)
 
 
+def trust(cfg: EdgeConfig) -> Verifier | None:
+    """What verifies model announcements: the trusted key, or, only when told so, nothing."""
+    if cfg.allow_unsigned_models:
+        if cfg.model_origin is None:
+            raise ConfigError("--allow-unsigned-models needs --model-origin: the only place bundles may come from")
+        log.warning(
+            "INSECURE: --allow-unsigned-models: anyone who can publish on the broker can make this device download "
+            "and run a bundle of theirs from %s", cfg.model_origin,
+        )  # fmt: skip
+    elif cfg.trusted_key is None:
+        raise ConfigError(
+            "model updates run code on this device: give --trusted-key (the registry's public key, from "
+            "python -m cloud keygen) or, insecurely, --allow-unsigned-models"
+        )
+    return Verifier(cfg.trusted_key) if cfg.trusted_key else None
+
+
 class Device:
     """The device's parts wired together: bundle, backend, source, outbox, publisher, pipeline."""
 
     def __init__(self, cfg: EdgeConfig) -> None:
         self.cfg = cfg
+        verifier = trust(cfg)  # a missing key is a usage error: said before the model loads
         self.classifier = _startup_classifier(cfg)
         outbox = Outbox(cfg.state_dir / f"outbox-{cfg.device_id}.sqlite", cfg.outbox_max_messages, cfg.outbox_max_age_s)
         topics = protocol.Topics(cfg.prefix)
@@ -73,10 +93,11 @@ class Device:
         )
         self.capture = Capture(create_source(cfg.source), loop=cfg.loop)
         self.pipeline = Pipeline(cfg, self.classifier, self.capture, self.publisher)
-        verifier = Verifier(cfg.trusted_key) if cfg.trusted_key else None
+        gate = Gate(cfg.state_dir, verifier, cfg.allow_unsigned_models)
         self.updater = ModelUpdater(
-            cfg.state_dir, cfg.backend, self._classifier, self._swap, self.publisher.announce, cfg.group, verifier
-        )
+            cfg.state_dir, cfg.backend, self._classifier, self._swap, self.publisher.announce, gate, cfg.group,
+            cfg.model_origin,
+        )  # fmt: skip
         self.publisher.subscribe(topics.model(self.classifier.bundle.meta.name), self.updater.on_announcement)
 
     def _classifier(self) -> Classifier:
@@ -106,7 +127,7 @@ class Device:
         self.updater.start()
         self.publisher.start()
         self.capture.start()
-        TelemetryReporter(self.pipeline, self.cfg.telemetry_interval_s, stop).start()
+        TelemetryReporter(self.pipeline, self.cfg.telemetry_interval_s, stop, self.updater.figures).start()
         log.info("running %s on %s with %s", self.classifier.bundle, self.capture.source, self.classifier.backend.name)
         try:
             self.pipeline.run(stop)

@@ -1,64 +1,32 @@
-"""Model updates without a restart: the device follows its model's retained announcement, downloads
-the bundle over HTTP(S), checks the archive's sha256, unpacks and verifies every file, loads and
-warms it up beside the running model, and swaps between two frames. Any failure leaves the running
-model in place, with a log line and a status message. The last accepted bundle is remembered, so a
-restart runs it again. An announcement for some device groups (a canary) applies only to their
-devices; the others keep what they run. A device given the registry's public key runs only
-bundles whose announcement carries the registry's signature."""
+"""Model updates without a restart: the device follows its model's retained announcement, checks
+it (signature, expiry, serial: announcements.py), downloads the bundle from the trusted origin
+(downloads.py), unpacks and verifies every file, loads and warms it up beside the running model,
+and swaps between two frames. Any failure leaves the running model in place, with a log line, a
+count by reason and a status message that names only the reason. The last accepted bundle is
+remembered, so a restart runs it again. An announcement for some device groups (a canary) applies
+only to their devices; the others keep what they run."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import queue
 import shutil
 import threading
-import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from common import bundle, protocol
-from common.redact import redact, redact_urls
-from common.signing import Verifier
+from common.redact import redact
+from edge.announcements import Gate, Refused
 from edge.classifier import Classifier
+from edge.downloads import download
 
 log = logging.getLogger(__name__)
 
-MAX_DOWNLOAD_BYTES = 1024**3
-TIMEOUT_S = 60
 CURRENT = "current.json"
-
-
-class UpdateError(Exception):
-    pass
-
-
-def download(url: str, target: Path, sha256: str) -> Path:
-    """Fetch `url` to `target` (through a .part file) and check its sha256 on the way."""
-    shown = redact(url)
-    if not url.startswith(("http://", "https://")):
-        raise UpdateError(f"refusing to download from {shown!r}: only http(s)")
-    digest = hashlib.sha256()
-    part = target.with_name(target.name + ".part")
-    size = 0
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response, open(part, "wb") as out:
-            while chunk := response.read(1 << 20):
-                size += len(chunk)
-                if size > MAX_DOWNLOAD_BYTES:
-                    raise UpdateError(f"{shown} is larger than {MAX_DOWNLOAD_BYTES} bytes")
-                digest.update(chunk)
-                out.write(chunk)
-        if digest.hexdigest() != sha256:
-            raise UpdateError(f"{shown} does not match the announced sha256 (got {digest.hexdigest()[:12]}…)")
-        os.replace(part, target)
-    except OSError as exc:
-        raise UpdateError(f"cannot download {shown}: {exc}") from exc
-    finally:
-        part.unlink(missing_ok=True)
-    return target
 
 
 def remembered(state_dir: Path) -> Path | None:
@@ -101,8 +69,9 @@ class ModelUpdater(threading.Thread):
         current: Callable[[], Classifier],
         swap: Callable[[Classifier], None],
         report: Callable[[str | None], None],
+        gate: Gate,
         group: str | None = None,
-        verifier: Verifier | None = None,
+        origin: str | None = None,
     ) -> None:
         super().__init__(name="model-updates", daemon=True)
         self.dir = state_dir / "models"
@@ -113,9 +82,11 @@ class ModelUpdater(threading.Thread):
         self.current = current
         self.swap = swap
         self.report = report
+        self.gate = gate
         self.group = group
-        self.verifier = verifier
+        self.origin = origin
         self.counts = {"announcements": 0, "swapped": 0, "rejected": 0}
+        self.rejected: Counter[str] = Counter()
         self._queue: queue.Queue[bytes | None] = queue.Queue()
 
     def on_announcement(self, payload: bytes) -> None:
@@ -124,37 +95,51 @@ class ModelUpdater(threading.Thread):
     def stop(self) -> None:
         self._queue.put(None)
 
+    def figures(self) -> dict[str, int]:
+        """For telemetry: the counts, and the rejections by reason."""
+        return {**self.counts, **{f"rejected {reason}": n for reason, n in self.rejected.items()}}
+
     def run(self) -> None:
         while (payload := self._queue.get()) is not None:
             self.counts["announcements"] += 1
             try:
-                self._apply(protocol.Announcement.decode(payload))
-            except Exception as exc:  # whatever fails (download, checks, loading on this device): keep running
+                announced = self.gate.check(payload)
+                self._apply(announced)
+                self.gate.accept(announced)
+            except Exception as exc:  # whatever fails (checks, download, loading on this device): keep running
+                reason = exc.reason if isinstance(exc, Refused) else "load_failed"
                 self.counts["rejected"] += 1
-                log.error("model update rejected, the running model stays: %s", exc)
-                self.report(f"rejected model update: {redact_urls(str(exc))}")
+                self.rejected[reason] += 1
+                log.error("model update rejected (%s), the running model stays: %s", reason, exc)
+                self.report(f"rejected model update: {reason}")
 
     def _apply(self, announced: protocol.Announcement) -> None:
         running = self.current().bundle.meta
         if announced.name != running.name:
-            raise UpdateError(f"announcement for model {announced.name!r}, this device runs {running.name!r}")
+            raise Refused(
+                "wrong_model", f"announcement for model {announced.name!r}, this device runs {running.name!r}"
+            )
         if announced.version == running.version:
             return
         if not announced.applies_to(self.group):
             log.info("%s %s is announced to groups %s, not this device's (%s)", announced.name, announced.version,
                      announced.groups, self.group)  # fmt: skip
             return
-        protocol.check_id(announced.version, "model version")
-        if self.verifier:
-            self.verifier.verify(announced.name, announced.version, announced.sha256, announced.signature)
+        try:
+            protocol.check_id(announced.version, "model version")
+        except protocol.ProtocolError as exc:
+            raise Refused("malformed", str(exc)) from exc
         log.info("model %s %s announced; fetching %s", announced.name, announced.version, redact(announced.url))
-        archive = download(announced.url, self.dir / f"{announced.name}-{announced.version}.tar.gz", announced.sha256)
+        archive = self.dir / f"{announced.name}-{announced.version}.tar.gz"
+        download(announced.url, archive, announced.sha256, self.origin)
         try:
             unpacked = bundle.unpack(archive, self.dir / f"{announced.name}-{announced.version}")
+        except bundle.BundleError as exc:
+            raise Refused("bad_bundle", str(exc)) from exc
         finally:
             archive.unlink(missing_ok=True)
         if unpacked.meta.version != announced.version or unpacked.meta.name != announced.name:
-            raise UpdateError(f"the bundle is {unpacked.meta.name} {unpacked.meta.version}, not what was announced")
+            raise Refused("bad_bundle", f"the bundle is {unpacked.meta.name} {unpacked.meta.version}, not as announced")
         self.swap(Classifier(unpacked, self.backend))  # loaded and warmed up before the swap
         remember(self.state_dir, unpacked.path)
         self.counts["swapped"] += 1

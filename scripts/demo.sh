@@ -60,13 +60,16 @@ mosquitto -p "$port" >"$out/mosquitto.log" 2>&1 &
 pids+=($!)
 sleep 0.5
 
-# The cloud: its dataset (labels given in the dashboard join it), the service, the bundle registered and announced.
+# The cloud: its dataset (labels given in the dashboard join it), the service, the bundle registered and announced,
+# signed with the registry's private key; the device trusts only its public key and downloads only from the service.
 cloud=$out/cloud
+keys=$out/keys
+[ -f "$keys/registry.key" ] || .venv/bin/python -m cloud keygen "$keys/registry.key" "$keys/registry.pub"
 mkdir -p "$cloud/datasets"
 [ -d "$cloud/datasets/flowers" ] || cp -r --no-preserve=mode "$data" "$cloud/datasets/flowers"
 printf 'architecture: %s\nweights: %s\n' "$arch" "$weights" >"$cloud/datasets/flowers/retrain.yaml"
 where=(--broker "mqtt://127.0.0.1:$port" --db "sqlite:///$cloud/edgeloop.db" --data-dir "$cloud"
-       --public-url "http://127.0.0.1:$http")
+       --public-url "http://127.0.0.1:$http" --signing-key "$keys/registry.key")
 # The API's token, made for this run: the dashboard and every API call give it.
 token=${EDGELOOP_API_TOKEN:-$(.venv/bin/python -c "import secrets; print(secrets.token_hex(32))")}
 EDGELOOP_API_TOKEN=$token .venv/bin/python -m cloud serve "${where[@]}" --http-port "$http" --http-host 127.0.0.1 \
@@ -80,7 +83,7 @@ fi
 # The device: a video of the held-out photos; unsure frames go to the cloud as samples to label.
 .venv/bin/python -m edge run --source "$out/held-out.avi" --model "$out/flowers" --broker "mqtt://127.0.0.1:$port" \
   --device-id demo-cam --state-dir "$out/state" --telemetry-interval-s 2 --loop --sample-threshold 0.6 \
-  >"$out/edge.log" 2>&1 &
+  --trusted-key "$keys/registry.pub" --model-origin "http://127.0.0.1:$http" >"$out/edge.log" 2>&1 &
 pids+=($!)
 echo
 echo "dashboard: http://127.0.0.1:$http/#token=$token"

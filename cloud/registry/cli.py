@@ -87,7 +87,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.action == "add":
         return add_bundle(registry, args, cfg)
-    rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
+    rollout = _rollout(cfg, registry)
     if args.action == "promote":
         groups = [protocol.check_id(g.strip(), "group") for g in args.groups.split(",")] if args.groups else None
         print(describe(rollout.promote(args.name, args.version, groups)))
@@ -96,6 +96,11 @@ def main(args: argparse.Namespace) -> int:
     else:
         print(describe(rollout.widen(args.name)))
     return 0
+
+
+def _rollout(cfg: CloudOptions, registry: Registry) -> Rollout:
+    address, topics = url.parse(cfg.broker), protocol.Topics(cfg.prefix)
+    return Rollout(registry, address, topics, cfg.public_url, cfg.signer(), lifetime_s=cfg.announcement_lifetime_s)
 
 
 def add_bundle(registry: Registry, args: argparse.Namespace, cfg: CloudOptions) -> int:
@@ -108,7 +113,7 @@ def add_bundle(registry: Registry, args: argparse.Namespace, cfg: CloudOptions) 
     shutil.copytree(args.bundle, target)
     version = registry.add(target, trigger="added by hand")
     if args.promote:
-        rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
+        rollout = _rollout(cfg, registry)
         print(rollout.gate_and_promote(version, dataset_dir(cfg.data_dir, meta.name), GatePolicy()))
         version = registry.get(meta.name, meta.version)
     print(describe(version))

@@ -1,10 +1,12 @@
 """Rollout: promoting a version publishes its retained announcement (URL, sha256, metrics), which
 devices follow; a canary announcement names device groups and is widened to the whole fleet once
-those devices report the new version; a rollback re-announces the version promoted before."""
+those devices report the new version; a rollback announces the version promoted before anew. Each
+announcement carries a new serial and an expiry, and is signed whole with the registry's key."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -25,6 +27,19 @@ log = logging.getLogger(__name__)
 PUBLISH_TIMEOUT_S = 30
 
 
+_serial_lock = threading.Lock()
+_last_serial = 0
+
+
+def next_serial() -> int:
+    """The wall clock in ms, strictly increasing within the process: a serial needs no state shared
+    by the service and the CLI, and a store restored from a backup cannot hand out one already used."""
+    global _last_serial
+    with _serial_lock:
+        _last_serial = max(time.time_ns() // 1_000_000, _last_serial + 1)
+        return _last_serial
+
+
 class Rollout:
     def __init__(
         self,
@@ -33,16 +48,23 @@ class Rollout:
         topics: protocol.Topics,
         public_url: str,
         signer: Signer | None = None,
+        *,
+        lifetime_s: float,
     ) -> None:
         self.registry = registry
         self.signer = signer
         self.address = address
         self.topics = topics
         self.public_url = public_url.rstrip("/")
+        self.lifetime_s = lifetime_s
+        self._lock = threading.Lock()  # a re-announcement must not overtake the promotion it reads
+        if signer is None:
+            log.warning("no --signing-key: announcements go out unsigned, and devices refuse them unless started "
+                        "with --allow-unsigned-models")  # fmt: skip
 
     def announcement(self, version: Version, groups: list[str] | None) -> protocol.Announcement:
         metrics = {k: version.metrics.get(k) for k in ("test_accuracy", "validation_accuracy")}
-        return protocol.Announcement(
+        unsigned = protocol.Announcement(
             name=version.name,
             version=version.version,
             url=f"{self.public_url}/models/{version.name}/{version.version}.tar.gz",
@@ -50,8 +72,10 @@ class Rollout:
             metrics=metrics,
             created=datetime.fromtimestamp(version.created, timezone.utc).isoformat(timespec="seconds"),
             groups=groups,
-            signature=self.signer.sign(version.name, version.version, version.sha256) if self.signer else None,
+            serial=next_serial(),
+            expires=datetime.fromtimestamp(time.time() + self.lifetime_s, timezone.utc).replace(microsecond=0),
         )
+        return self.signer.sign(unsigned) if self.signer else unsigned
 
     def announce(self, version: Version, groups: list[str] | None) -> None:
         """Publish the retained announcement and wait for the broker to take it."""
@@ -72,12 +96,20 @@ class Rollout:
             client.loop_stop()
         log.info("announced %s %s to %s", version.name, version.version, ", ".join(groups) if groups else "the fleet")
 
+    def reannounce(self, name: str) -> None:
+        """Announce the promoted version again, newly signed (a new serial and expiry), so the
+        retained announcement never expires while the service runs."""
+        with self._lock:
+            current = self._promoted(name)
+            self.announce(current, current.rollout_groups)
+
     def promote(self, name: str, version: str, groups: list[str] | None = None) -> Version:
         chosen = self.registry.get(name, version)
         if chosen.state == "rejected":
             raise RegistryError(f"{name} {version} was rejected ({(chosen.gate or {}).get('why', 'no reason')})")
-        self.registry.set_promoted(chosen, groups)
-        self.announce(chosen, groups)
+        with self._lock:
+            self.registry.set_promoted(chosen, groups)
+            self.announce(chosen, groups)
         return self.registry.get(name, version)
 
     def gate_and_promote(
@@ -105,18 +137,20 @@ class Rollout:
         return f"{candidate.version} promoted to {where}: {verdict['why']}"
 
     def widen(self, name: str) -> Version:
-        current = self._promoted(name)
-        self.registry.set_promoted(current, None)
-        self.announce(current, None)
+        with self._lock:
+            current = self._promoted(name)
+            self.registry.set_promoted(current, None)
+            self.announce(current, None)
         return self.registry.get(name, current.version)
 
     def rollback(self, name: str) -> Version:
-        current, previous = self._promoted(name), self.registry.previous(name)
-        if previous is None:
-            raise RegistryError(f"{name} has no earlier promoted version to roll back to")
-        self.registry.set_promoted(previous, None)
-        self.registry.set_state(current, "rejected")
-        self.announce(previous, None)
+        with self._lock:
+            current, previous = self._promoted(name), self.registry.previous(name)
+            if previous is None:
+                raise RegistryError(f"{name} has no earlier promoted version to roll back to")
+            self.registry.set_promoted(previous, None)
+            self.registry.set_state(current, "rejected")
+            self.announce(previous, None)
         log.warning("rolled %s back from %s to %s", name, current.version, previous.version)
         return self.registry.get(name, previous.version)
 

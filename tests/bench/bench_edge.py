@@ -36,6 +36,7 @@ from edge.config import EdgeConfig  # noqa: E402
 from edge.run import Device  # noqa: E402
 from tests.support.broker import Mosquitto  # noqa: E402
 from tests.support.data import write_dataset  # noqa: E402
+from tests.support.keys import registry_keys  # noqa: E402
 from tests.support.shared import FLOWERS, MOBILENET_025_224  # noqa: E402
 
 
@@ -113,6 +114,7 @@ def pipeline_fps(model: Path, video: Path, frames: int, tmp: Path) -> tuple[floa
             max_frames=frames,
             state_dir=tmp / "state",
             sample_threshold=0.0,
+            trusted_key=registry_keys()[1],
         )
         device = Device(cfg)
         start = time.perf_counter()  # until every prediction is acknowledged by the broker

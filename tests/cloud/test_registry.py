@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from cloud.aggregator.metrics import Metrics
 from cloud.api import models
 from cloud.api.app import create_app
 from cloud.registry import gate
+from cloud.registry.refresh import Refresher
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry, RegistryError
 from cloud.retrain.config import RetrainConfig
@@ -94,7 +96,9 @@ def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_im
     recorder = Recorder(broker.url, "edgeloop/models/#")
     signing.generate(tmp_path / "registry.key", tmp_path / "registry.pub")
     signer = signing.Signer(tmp_path / "registry.key")
-    rollout = Rollout(registry, url.parse(broker.url), protocol.Topics(), "http://cloud.example:8080", signer)
+    rollout = Rollout(
+        registry, url.parse(broker.url), protocol.Topics(), "http://cloud.example:8080", signer, lifetime_s=3600
+    )
     dataset = registry.root.parent / "datasets" / "colours"
     first = registry.add(place(registry, tiny_bundle), trigger="initial")
     assert first.state == "candidate"
@@ -115,7 +119,8 @@ def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_im
     assert announced.groups is None
     assert announced.url == f"http://cloud.example:8080/models/colours/{first.version}.tar.gz"
     assert announced.sha256 == bundle.sha256_file(registry.archive("colours", first.version))
-    signing.Verifier(tmp_path / "registry.pub").verify(first.name, first.version, announced.sha256, announced.signature)
+    signing.Verifier(tmp_path / "registry.pub").verify(json.loads(recorder.on("/colours")[-1].payload))
+    assert 3590 <= (announced.expires - datetime.now(timezone.utc)).total_seconds() <= 3600
 
     # Trained on red and green swapped: rejected on today's (true) test split, never announced.
     cache = tmp_path / "cache"
@@ -152,6 +157,11 @@ def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_im
         (first.version, None), ("good", ["canary"]), ("good", None), (first.version, None)
     ]  # fmt: skip
     assert "bad" not in {a.version for a in seen}
+    assert [a.serial for a in seen] == sorted({a.serial for a in seen}), "each announcement a serial above the last"
+    assert Refresher(registry, rollout).refresh(), "what serve does on start and before the announcement expires"
+    wait_for(lambda: len(recorder.on("/colours")) >= 5, 10, "the promoted version announced again")
+    again = protocol.Announcement.decode(recorder.on("/colours")[-1].payload)
+    assert (again.version, again.groups, again.serial > seen[-1].serial) == (first.version, None, True)
     states = {v.version: v.state for v in registry.list("colours")}
     assert states == {first.version: "promoted", "bad": "rejected", "good": "rejected"}
     assert json.loads(json.dumps(registry.get("colours", "bad").gate))["passed"] is False

@@ -25,7 +25,7 @@ def test_a_sweep_as_a_training_job_promotes_its_best_run(broker, tiny_images, ti
     (dataset / "sweep.yaml").write_text(yaml.safe_dump(sweep))
     db = connect(f"sqlite:///{tmp_path / 'db.sqlite'}")
     jobs, registry = Jobs(db), Registry(db, data)
-    rollout = Rollout(registry, url.parse(broker.url), protocol.Topics(), "http://cloud.example")
+    rollout = Rollout(registry, url.parse(broker.url), protocol.Topics(), "http://cloud.example", lifetime_s=3600)
     recorder = Recorder(broker.url, "edgeloop/models/#")
     trainer = Trainer(jobs, registry, rollout, data, TrainingPolicy(poll_s=0.2))
     job, _ = jobs.request("colours", "manual (test): sweep")

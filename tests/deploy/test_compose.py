@@ -45,6 +45,11 @@ def resolved(folder: Path, *args: str | Path) -> dict:
     return yaml.safe_load(result.stdout)
 
 
+def volumes(service: dict) -> dict[str, str]:
+    """The service's mounts, target: source."""
+    return dict(reversed(volume.split(":")[:2]) for volume in service.get("volumes", []))
+
+
 def test_cloud_compose_runs_the_service_beside_its_broker_and_postgres_in_a_profile(tmp_path):
     env = env_file(COMPOSE / "cloud", tmp_path)
     services = resolved(COMPOSE / "cloud", "--env-file", env, "--profile", "postgres")["services"]
@@ -55,6 +60,9 @@ def test_cloud_compose_runs_the_service_beside_its_broker_and_postgres_in_a_prof
     serve = options(services["cloud"]["command"])
     assert serve.broker == "mqtt://edgeloop-aggregator@mosquitto:1883"
     assert serve.db.startswith("sqlite:////data/")
+    assert volumes(services["cloud"])[str(serve.signing_key)].endswith("/secrets/registry.key"), "announcements signed"
+    holders = [name for name, s in services.items() if any(v.endswith("/registry.key") for v in volumes(s).values())]
+    assert holders == ["cloud"], "the private key is the cloud service's only"
 
 
 def test_jetson_compose_gives_the_runtime_the_gpu_camera_jtop_and_a_bridged_broker(tmp_path):
@@ -62,11 +70,14 @@ def test_jetson_compose_gives_the_runtime_the_gpu_camera_jtop_and_a_bridged_brok
     edge = config["services"]["edge"]
     assert edge["runtime"] == "nvidia"
     assert "/dev/video0:/dev/video0" in edge["devices"]
-    mounts = dict(reversed(volume.split(":")[:2]) for volume in edge["volumes"])  # target: source
+    mounts = volumes(edge)
     assert mounts["/run/jtop.sock"] == "/run/jtop.sock"
     assert "/opt/edgeloop/bundle/.cache" in mounts, "the TF-TRT engines live on a volume"
     run = options(edge["command"])
     assert (run.device_id, run.source, run.broker) == ("cam-7", "csi://0", "mqtt://mosquitto:1883")
+    assert mounts[str(run.trusted_key)].endswith("/secrets/registry.pub"), "the device runs only signed models"
+    assert run.model_origin == "https://edgeloop.example.org:443"
+    assert not any("registry.key" in source for source in mounts.values()), "the private key stays in the cloud"
     assert str(run.state_dir) == next(t for t, s in mounts.items() if s == "edge-state")
 
 

@@ -43,6 +43,10 @@ def test_edge_runs_on_every_jetson_node_with_the_gpu_and_jtop():
     assert spec["nodeSelector"]["edgeloop/jetson"] == "true"
     assert spec["runtimeClassName"] == "nvidia"
     assert {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}["jtop"] == "/run/jtop.sock"
+    command = spec["containers"][0]["args"][0]
+    trust = next(m["mountPath"] for m in spec["containers"][0]["volumeMounts"] if m["name"] == "trust")
+    assert f"--trusted-key {trust}/registry.pub --model-origin" in command, "the device runs only signed models"
+    assert {v["name"]: v.get("configMap", {}).get("name") for v in spec["volumes"]}["trust"] == "edgeloop-trust"
 
 
 def test_cloud_deployment_serves_with_options_serve_accepts():
@@ -52,6 +56,9 @@ def test_cloud_deployment_serves_with_options_serve_accepts():
     database = urlsplit(serve.db)
     assert (database.scheme, database.password) == ("postgresql", None), "the password comes from PGPASSWORD"
     assert resources()["Service/edgeloop-cloud"]["spec"]["ports"][0]["port"] == serve.http_port
+    mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
+    secret = {v["name"]: v.get("secret", {}).get("secretName") for v in spec["volumes"]}
+    assert secret[mounts[str(serve.signing_key.parent)]] == "edgeloop-signing", "announcements signed"
 
 
 def test_retrain_job_runs_retrain_on_a_gpu_with_options_retrain_accepts(tmp_path):

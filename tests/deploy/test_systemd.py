@@ -30,6 +30,7 @@ def test_unit_passes_systemd_analyze_verify(unit, tmp_path):
 
 @pytest.mark.parametrize(("example", "model"), [("edge.yaml", EdgeConfig), ("cloud.yaml", ServeConfig)])
 def test_example_options_are_accepted(example, model):
-    build(model, read_yaml(SYSTEMD / example))
+    options = build(model, read_yaml(SYSTEMD / example))
+    assert (options.trusted_key if model is EdgeConfig else options.signing_key) is not None, "announcements signed"
     unit = "edgeloop-edge.service" if model is EdgeConfig else "edgeloop-cloud.service"
     assert f"--config /etc/edgeloop/{example}" in (SYSTEMD / unit).read_text()

@@ -16,6 +16,7 @@ from tests.support.api import answers, api, promoted
 from tests.support.broker import Recorder
 from tests.support.data import COLOURS, write_dataset, write_video
 from tests.support.device import start_edge, versions
+from tests.support.keys import registry_keys
 from tests.support.paths import ROOT
 from tests.support.ports import free_port
 from tests.support.processes import terminate
@@ -45,7 +46,7 @@ def test_samples_labelled_retrain_gate_announce_and_the_device_runs_the_new_vers
     args = ["--broker", broker.url, "--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--data-dir", data,
             "--http-port", port, "--http-host", "127.0.0.1", "--public-url", f"http://127.0.0.1:{port}",
             "--trigger-interval-s", 1, "--retrain-after-labels", LABELS_NEEDED,
-            "--gate-margin", GATE_MARGIN]  # fmt: skip
+            "--gate-margin", GATE_MARGIN, "--signing-key", registry_keys()[0]]  # fmt: skip
     serve = subprocess.Popen([sys.executable, "-m", "cloud", "serve", *map(str, args)], cwd=ROOT)
     recorder = Recorder(broker.url, "edgeloop/devices/cam-1/predictions")
     edge = None

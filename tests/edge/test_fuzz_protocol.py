@@ -115,7 +115,8 @@ def test_device_topics_parse_back_to_the_topic_or_raise(levels: list[str], devic
 @FUZZ
 @given(metrics=st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=4), groups=st.none() | st.lists(st.text()))
 def test_announcements_with_any_metrics_decode_or_raise(metrics: dict, groups: list[str] | None) -> None:
-    body = {"name": "m", "version": "1", "url": "http://x/m/1.tar.gz", "sha256": "a" * 64, "created": "now"}
+    body = {"name": "m", "version": "1", "url": "http://x/m/1.tar.gz", "sha256": "a" * 64, "created": "now",
+            "serial": 1, "expires": "2030-01-01T00:00:00Z"}  # fmt: skip
     try:
         payload = json.dumps({**body, "metrics": metrics, "groups": groups}, allow_nan=True)
     except ValueError:

@@ -62,7 +62,8 @@ def test_malformed_predictions_are_protocol_errors(payload: bytes) -> None:
 
 
 def test_announcement_needs_a_sha256() -> None:
-    good = {"name": "f", "version": "2", "url": "http://x/f/2.tar.gz", "sha256": "a" * 64, "created": "now"}
+    good = {"name": "f", "version": "2", "url": "http://x/f/2.tar.gz", "sha256": "a" * 64, "created": "now",
+            "serial": 1, "expires": "2030-01-01T00:00:00Z"}  # fmt: skip
     assert protocol.Announcement.decode(json.dumps(good)).version == "2"
     with pytest.raises(protocol.ProtocolError):
         protocol.Announcement.decode(json.dumps({**good, "sha256": "abc"}))

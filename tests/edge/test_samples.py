@@ -13,6 +13,7 @@ from edge.classifier import Classifier
 from edge.config import EdgeConfig
 from edge.samples import Sampler, confidence
 from tests.support.data import encode_jpeg, synthetic_image
+from tests.support.keys import registry_keys
 from tests.support.shared import FLOWERS, needs_shared
 
 SPLIT = np.array([0.52, 0.46, 0.02])  # sure enough by top-1, torn between two labels
@@ -127,7 +128,9 @@ def test_the_rate_limit_holds() -> None:
 def test_the_pipeline_gives_the_sampler_each_model_s_training_labels(tiny_bundle, video, tmp_path) -> None:
     from edge.run import Device
 
-    device = Device(EdgeConfig(source=str(video), model=tiny_bundle, device_id="cam-1", state_dir=tmp_path))
+    trusted = registry_keys()[1]
+    device = Device(EdgeConfig(source=str(video), model=tiny_bundle, device_id="cam-1", state_dir=tmp_path,
+                               trusted_key=trusted))  # fmt: skip
     meta = device.classifier.bundle.meta
     drift = device.pipeline.sampler.drift
     trained = np.array([meta.images.per_label[label] for label in meta.labels])

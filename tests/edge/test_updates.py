@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from common import bundle, protocol, signing
+from common import bundle, signing
+from edge.announcements import Gate
 from edge.classifier import Classifier
 from edge.updates import ModelUpdater
 from tests.support.device import seqs, start_edge, states, versions
+from tests.support.keys import registry_keys
 from tests.support.ports import free_port
-from tests.support.updates import announce, version_of
+from tests.support.updates import announce, announcement, version_of
 from tests.support.waiting import wait_for
 
 
@@ -91,49 +93,14 @@ def test_a_canary_announcement_applies_only_to_its_groups(tiny_bundle, bundle_se
     served, base_url = bundle_server
     running = Classifier(bundle.load(tiny_bundle), "tflite")
     swapped, reports = [], []
-    updater = ModelUpdater(tmp_path / "state", "tflite", lambda: running, swapped.append, reports.append, group)
+    gate = Gate(tmp_path / "state", signing.Verifier(registry_keys()[1]))
+    updater = ModelUpdater(tmp_path / "state", "tflite", lambda: running, swapped.append, reports.append, gate, group)
     archive = bundle.pack(version_of(tiny_bundle, tmp_path, "2"), served / "v2.tar.gz")
-    canary = protocol.Announcement(
-        name=running.bundle.meta.name,
-        version="2",
-        url=f"{base_url}/v2.tar.gz",
-        sha256=hashlib.sha256(archive.read_bytes()).hexdigest(),
-        created="now",
-        groups=["canary", "lab"],
-    )
-    updater.on_announcement(canary.encode())
-    updater.on_announcement(canary.model_copy(update={"groups": None}).encode())
+    where = (running.bundle.meta.name, "2", f"{base_url}/v2.tar.gz", hashlib.sha256(archive.read_bytes()).hexdigest())
+    updater.on_announcement(announcement(*where, groups=["canary", "lab"]).encode())
+    updater.on_announcement(announcement(*where).encode())  # widened to the fleet
     updater.stop()
     updater.run()
     versions_run = [c.bundle.meta.version for c in swapped]
     assert versions_run == (["2", "2"] if group else ["2"])  # the fleet-wide one applies to every device
     assert updater.counts["rejected"] == 0
-
-
-def test_a_device_with_a_trusted_key_runs_only_bundles_its_registry_signed(tiny_bundle, bundle_server, tmp_path):
-    served, base_url = bundle_server
-    for who in ("registry", "intruder"):
-        signing.generate(tmp_path / f"{who}.key", tmp_path / f"{who}.pub")
-    running = Classifier(bundle.load(tiny_bundle), "tflite")
-    swapped, reports = [], []
-    verifier = signing.Verifier(tmp_path / "registry.pub")
-    updater = ModelUpdater(
-        tmp_path / "state", "tflite", lambda: running, swapped.append, reports.append, None, verifier
-    )
-    archive = bundle.pack(version_of(tiny_bundle, tmp_path, "2"), served / "v2.tar.gz")
-    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
-    name = running.bundle.meta.name
-    unsigned = protocol.Announcement(name=name, version="2", url=f"{base_url}/v2.tar.gz", sha256=sha, created="now")
-    for who in ("intruder", None, "registry"):
-        signature = signing.Signer(tmp_path / f"{who}.key").sign(name, "2", sha) if who else None
-        updater.on_announcement(unsigned.model_copy(update={"signature": signature}).encode())
-    forged = signing.Signer(tmp_path / "registry.key").sign(name, "3", sha)  # a signature of another version
-    updater.on_announcement(unsigned.model_copy(update={"signature": forged}).encode())
-    updater.stop()
-    updater.run()
-    assert [c.bundle.meta.version for c in swapped] == ["2"], "only the registry's signature is accepted"
-    assert updater.counts["rejected"] == 3
-    assert "not signed by this device's trusted key" in reports[0]
-    assert "is not signed" in reports[1]
-    with pytest.raises(signing.SignatureError, match="cannot read the public key"):
-        signing.Verifier(archive)

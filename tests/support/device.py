@@ -6,11 +6,14 @@ import sys
 from pathlib import Path
 
 from tests.support.broker import Mosquitto, Recorder
+from tests.support.keys import registry_keys
 from tests.support.paths import ROOT
 
 
 def edge_command(bundle: Path, video: Path, broker_url: str, state: Path, *extra: object) -> list[str]:
+    """The device trusts the tests' registry key (tests/support/keys.py); `extra` may say otherwise."""
     args = ["--model", bundle, "--source", video, "--broker", broker_url, "--device-id", "cam-1"]
+    args += ["--trusted-key", registry_keys()[1]]
     args += ["--state-dir", state, "--keepalive-s", "2", "--telemetry-interval-s", "1", *extra]
     return [sys.executable, "-m", "edge", "run", *map(str, args)]
 

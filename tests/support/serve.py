@@ -5,11 +5,14 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from tests.support.keys import registry_keys
 from tests.support.paths import ROOT
 
 
 def start_serve(broker, db: str, data: Path, port: int, *extra: object) -> subprocess.Popen:
+    """The service signs its announcements with the tests' registry key, which the tests' devices trust."""
     args = ["--broker", broker.url, "--db", db, "--data-dir", data, "--http-port", port, "--http-host", "127.0.0.1"]
+    args += ["--signing-key", registry_keys()[0]]
     args += [*extra]
     return subprocess.Popen([sys.executable, "-m", "cloud", "serve", *map(str, args)], cwd=ROOT)
 
