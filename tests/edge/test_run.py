@@ -59,15 +59,19 @@ def test_killed_device_goes_offline_through_its_last_will(tiny_bundle, video, br
 
 def test_a_bad_source_or_broker_url_is_a_clear_error(tiny_bundle, tmp_path) -> None:
     from tests.support.cli import run_cli
+    from tests.support.keys import registry_keys
 
+    trusted = ("--trusted-key", registry_keys()[1])
     result = run_cli(
-        "edge", "run", "--model", tiny_bundle, "--source", tmp_path / "nope.mp4", "--device-id", "x", check=False
-    )
+        "edge", "run", "--model", tiny_bundle, "--source", tmp_path / "nope.mp4", "--device-id", "x", *trusted,
+        check=False,
+    )  # fmt: skip
     assert result.returncode == 2
     assert "no such source" in result.stderr
     result = run_cli(
-        "edge", "run", "--model", tiny_bundle, "--source", "0", "--device-id", "x", "--broker", "tcp://h", check=False
-    )
+        "edge", "run", "--model", tiny_bundle, "--source", "0", "--device-id", "x", "--broker", "tcp://h", *trusted,
+        check=False,
+    )  # fmt: skip
     assert result.returncode == 2
     assert "mqtt:// or mqtts://" in result.stderr
 
