@@ -18,6 +18,14 @@ QueueOrder = Literal["newest", "random", "uncertainty", "diversity", "hybrid"]
 DEFAULT_QUEUE_ORDER: QueueOrder = "hybrid"
 DEFAULT_QUEUE_POOL = 2000
 
+# What one device may cost the fleet: a sample's size, its rate and the disk its unlabelled samples take (devices
+# send 30 a minute by default, mostly tens of KB), and the bytes of samples being checked at once.
+DEFAULT_SAMPLE_MAX_KIB = 4096
+DEFAULT_SAMPLE_MAX_SIDE = 4096
+DEFAULT_SAMPLE_RATE_PER_MIN = 60.0
+DEFAULT_SAMPLE_QUOTA_MIB = 1024.0
+DEFAULT_SAMPLE_IN_FLIGHT_MIB = 64
+
 
 class CloudOptions(Options):
     broker: str = Field("mqtt://localhost:1883", description="mqtt://[user@]host[:port] or mqtts://…")
@@ -98,6 +106,34 @@ class ServeConfig(CloudOptions):
     metrics_window_s: float = Field(
         300.0, gt=0, description="window of the device gauges of /metrics, and of /api/devices by default"
     )
+    sample_max_kib: int = Field(DEFAULT_SAMPLE_MAX_KIB, ge=1, description="a sample's JPEG may be this large")
+    sample_max_side: int = Field(
+        DEFAULT_SAMPLE_MAX_SIDE, ge=1, description="pixels a side a sample may declare, checked before decoding"
+    )
+    sample_rate_per_min: float | None = Field(
+        DEFAULT_SAMPLE_RATE_PER_MIN,
+        gt=0,
+        description="samples a minute one device may send (a minute's burst); off: no limit",
+    )
+    sample_quota_mib: float | None = Field(
+        DEFAULT_SAMPLE_QUOTA_MIB, gt=0, description="disk one device's unlabelled samples may take; off: no quota"
+    )
+    sample_in_flight_mib: int = Field(
+        DEFAULT_SAMPLE_IN_FLIGHT_MIB,
+        ge=1,
+        description="samples received and not yet stored; past it, samples are dropped (predictions never are)",
+    )
+    sample_retain_days: float | None = Field(
+        14.0,
+        gt=0,
+        description="unlabelled and discarded samples are deleted this long after they arrived "
+        "(labelled ones are training data and kept); off: kept forever",
+    )
+
+    @field_validator("sample_rate_per_min", "sample_quota_mib", "sample_retain_days", mode="before")
+    @classmethod
+    def _off(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.lower() in ("off", "none", "null") else value
 
     @field_validator("canary_groups", mode="before")
     @classmethod

@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from cloud.aggregator.drift import largest_drift
 from cloud.aggregator.ingest import Ingest
+from cloud.aggregator.quotas import MIB, SampleLimits
+from cloud.aggregator.retention import Retention
 from cloud.api import health, models
 from cloud.api.app import create_app
 from cloud.api.auth import TOKEN_ENV, Access, is_loopback
@@ -51,6 +53,16 @@ def trigger_policy(cfg: ServeConfig) -> TriggerPolicy:
     )
 
 
+def sample_limits(cfg: ServeConfig) -> SampleLimits:
+    return SampleLimits(
+        max_bytes=cfg.sample_max_kib * 1024,
+        max_side=cfg.sample_max_side,
+        per_minute=cfg.sample_rate_per_min,
+        quota_bytes=None if cfg.sample_quota_mib is None else int(cfg.sample_quota_mib * MIB),
+        in_flight_bytes=cfg.sample_in_flight_mib * MIB,
+    )
+
+
 def training_policy(cfg: ServeConfig) -> TrainingPolicy:
     gate = GatePolicy(cfg.gate_margin, cfg.gate_field_images, cfg.gate_seed_margin, cfg.gate_alpha)
     return TrainingPolicy(gate=gate, canary_groups=cfg.canary_groups)
@@ -71,7 +83,12 @@ class Service:
         self.cfg = cfg
         self.db = db = connect(cfg.db)
         address, topics = url.parse(cfg.broker), protocol.Topics(cfg.prefix)
-        self.ingest = Ingest(db, cfg.data_dir, address, topics, client_id=cfg.client_id, group=cfg.group)
+        self.ingest = Ingest(
+            db, cfg.data_dir, address, topics, client_id=cfg.client_id, group=cfg.group, limits=sample_limits(cfg)
+        )
+        self.retention = Retention(
+            db, cfg.data_dir, cfg.sample_retain_days, self.ingest.metrics, self.ingest.admission.refresh
+        )
         self.jobs = Jobs(db)
         self.registry = Registry(db, cfg.data_dir)
         self.rollout = Rollout(
@@ -102,6 +119,7 @@ class Service:
 
     def start(self) -> None:
         self._start(self.ingest)
+        self._start(self.retention)
         if not self.cfg.train:
             log.info("training off: this instance runs no trainer, triggers or retrain command")
             return

@@ -2,7 +2,11 @@
 manual acknowledgement: a message is acknowledged only after the batch holding it is committed,
 so an aggregator killed at any moment loses nothing and, restarted, receives what it missed.
 Throughput comes from batching commits, never from acknowledging early. With a group name,
-instances share the load through an MQTT v5 shared subscription."""
+instances share the load through an MQTT v5 shared subscription.
+
+Samples take another way to the writer: the quotas admit or refuse each on arrival, before any work
+is spent on it, and a small pool checks the admitted ones, so the writer only ever stores checked
+samples and a device's JPEGs never hold up another device's predictions."""
 
 from __future__ import annotations
 
@@ -10,10 +14,13 @@ import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from cloud.aggregator import parse, writer
 from cloud.aggregator.metrics import Metrics
+from cloud.aggregator.quotas import Admission, RefusalLog, SampleLimits
 from cloud.store import Database
 from cloud.store import predictions as prediction_store
 from common import protocol
@@ -25,6 +32,16 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 86400
 RECEIVE_MAXIMUM = 65535  # unacknowledged messages in flight: the broker keeps sending while a batch commits
 INGESTED = [kind for kind in protocol.WIRE if kind.sender == "device"]
+CHECK_WORKERS = 2  # OpenCV decodes with the GIL released: two keep up with a fleet's samples on a small box
+PACKET_HEADROOM = 64 * 1024  # the topic and the meta property beside a sample's JPEG
+
+
+class _Raw(NamedTuple):
+    """A message as it arrived, parsed by the writer (everything but samples: small JSON)."""
+
+    topic: str
+    payload: bytes
+    received: float
 
 
 class Ingest:
@@ -38,6 +55,7 @@ class Ingest:
         group: str | None = None,
         batch_max: int = 5000,
         batch_wait_s: float = 0.05,
+        limits: SampleLimits | None = None,
     ) -> None:
         self.db = db
         self.data_dir = data_dir
@@ -46,7 +64,12 @@ class Ingest:
         self.batch_max = batch_max
         self.batch_wait_s = batch_wait_s
         self.metrics = Metrics()
-        self._pending: deque = deque()  # appended by paho's thread, taken by the writer: both atomic
+        self.admission = Admission(limits or SampleLimits())
+        self._refusals = RefusalLog()
+        self._checks = ThreadPoolExecutor(CHECK_WORKERS, thread_name_prefix="sample-check")
+        # (mid, qos, a _Raw message or a checked sample, (device, bytes) it holds of the quotas or None),
+        # appended by paho's thread and the checks, taken by the writer: both atomic
+        self._pending: deque[tuple[int, int, Any, tuple[str, int] | None]] = deque()
         self._arrived = threading.Event()
         self._stop = threading.Event()
         self.address = address
@@ -66,12 +89,16 @@ class Ingest:
     def start(self) -> None:
         props = connect_properties(SESSION_EXPIRY_S)
         props.ReceiveMaximum = RECEIVE_MAXIMUM
+        # Larger packets never leave the broker: paho would read each whole into memory before anything here
+        # could refuse it. Up to twice the limit they still arrive, to be refused and counted as oversized.
+        props.MaximumPacketSize = 2 * max(self.admission.limits.max_bytes, parse.MAX_JSON_BYTES) + PACKET_HEADROOM
         self._client.connect_async(self.address.host, self.address.port, 30, clean_start=False, properties=props)
         self._client.loop_start()
         self._writer.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._checks.shutdown(cancel_futures=True)  # unacknowledged: the broker sends them again
         self._writer.join(timeout=30)
         self._client.disconnect()
         self._client.loop_stop()
@@ -85,20 +112,60 @@ class Ingest:
 
     def _on_message(self, client, userdata, message) -> None:
         """Only hands the message on: parsing happens in the writer thread, so that it overlaps with
-        paho's socket work here instead of adding to it."""
-        topic = message.topic
-        properties = message.properties if topic.endswith("/" + protocol.SAMPLES.name) else None
-        self._pending.append((message.mid, message.qos, topic, message.payload, properties, time.time()))
+        paho's socket work here instead of adding to it; samples go to the quotas and the checks."""
+        topic, received = message.topic, time.time()
+        if topic.endswith("/" + protocol.SAMPLES.name):
+            self._offer(message.mid, message.qos, topic, message.payload, message.properties)
+        else:
+            self._hand_on(message.mid, message.qos, _Raw(topic, message.payload, received))
+
+    def _hand_on(self, mid: int, qos: int, work: Any, held: tuple[str, int] | None = None) -> None:
+        self._pending.append((mid, qos, work, held))
         if not self._arrived.is_set():
             self._arrived.set()
 
-    def _parse(self, topic: str, payload: bytes, properties, received: float):
+    def _offer(self, mid: int, qos: int, topic: str, payload: bytes, properties) -> None:
+        """Refused here, before any work is spent on it, or admitted and checked by the pool."""
+        try:
+            device_id, _ = self.topics.parse_device_topic(topic)
+        except protocol.ProtocolError as refused:
+            self._hand_on(mid, qos, refused)
+            return
+        reason = self.admission.admit(device_id, len(payload))
+        if reason is not None:
+            self._refusals.refused(device_id, reason, f"{reason} ({len(payload)} bytes)")
+            self._hand_on(mid, qos, parse.Rejected(reason))
+            return
+        held = (device_id, len(payload))
+        try:
+            self._checks.submit(self._check, mid, qos, device_id, payload, properties, held)
+        except RuntimeError:  # stopping: left unacknowledged, the broker sends it again
+            self.admission.settle(*held, stored=False)
+
+    def _check(self, mid: int, qos: int, device_id: str, payload: bytes, properties, held: tuple[str, int]) -> None:
+        try:
+            checked: parse.Sample | protocol.ProtocolError = parse.sample(
+                device_id, payload, properties, self.admission.limits.max_side
+            )
+        except protocol.ProtocolError as refused:  # parse.Rejected too: either names its reason
+            checked = refused
+        except Exception as exc:  # whatever a hostile payload provokes, the service carries on
+            log.warning("unexpected error on a sample from %s: %r", device_id, exc)
+            checked = parse.Rejected("internal", repr(exc)[:200])
+        if isinstance(checked, protocol.ProtocolError):
+            self._refusals.refused(device_id, checked.reason, str(checked)[:200])
+        else:
+            try:  # here rather than in the writer, whose batch may hold another device's predictions
+                writer.file_sample(self.data_dir, checked)
+            except OSError as exc:  # the writer tries again, and counts what it cannot store
+                log.warning("filing a sample from %s failed: %r", device_id, exc)
+        self._hand_on(mid, qos, checked, held)
+
+    def _parse(self, topic: str, payload: bytes, received: float):
         try:
             device_id, kind = self.topics.parse_device_topic(topic)
             if kind == protocol.PREDICTIONS.name:
                 return prediction_store.prediction_row(parse.prediction(device_id, payload), received)
-            if kind == protocol.SAMPLES.name:
-                return parse.sample(device_id, payload, properties)
             return parse.device_update(device_id, kind, payload)  # the subscriptions let nothing else in
         except protocol.ProtocolError as refused:  # parse.Rejected too: either names its reason
             return refused
@@ -119,12 +186,14 @@ class Ingest:
         taken = min(len(self._pending), self.batch_max)
         self.metrics.add(messages_in=taken)
         for _ in range(taken):
-            mid, qos, *message = self._pending.popleft()
+            mid, qos, work, held = self._pending.popleft()
             acks.append((mid, qos))
-            parsed = self._parse(*message)
+            parsed = self._parse(*work) if isinstance(work, _Raw) else work
             if isinstance(parsed, protocol.ProtocolError):
                 self.metrics.reject(parsed.reason)
                 log.debug("rejected: %s", parsed)
+                if held:
+                    self.admission.settle(*held, stored=False)
             elif type(parsed) is tuple:
                 batch.predictions.append(parsed)
             elif isinstance(parsed, parse.Sample):
@@ -169,6 +238,8 @@ class Ingest:
                 continue
             if len(batch):
                 self._commit(batch)
+            for sample in batch.samples:
+                self.admission.settle(sample.meta.device_id, len(sample.jpeg), stored=True)
             for mid, qos in acks:
                 if qos:
                     self._client.ack(mid, qos)

@@ -34,6 +34,7 @@ class Metrics:
                 ("store_errors", "batches the database refused (retried, not acknowledged)"),
                 ("samples_labelled", "samples a person labelled"),
                 ("samples_discarded", "samples a person discarded"),
+                ("samples_expired", "samples nobody labelled, deleted after --sample-retain-days"),
             ):
                 lines += [f"# HELP edgeloop_{name}_total {help_text}", f"# TYPE edgeloop_{name}_total counter"]
                 lines.append(f"edgeloop_{name}_total {self.counts[name]}")

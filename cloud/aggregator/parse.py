@@ -1,5 +1,6 @@
 """Turning one MQTT message into something to store, or into a rejection with its reason. Nothing
-here trusts the device: ids are checked, sizes are bounded, JPEGs are decoded before they count."""
+here trusts the device: ids are checked, sizes are bounded, JPEGs are checked before they count (the
+size their header declares first, then a decode at an eighth of it)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,16 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
+from cloud.options import DEFAULT_SAMPLE_MAX_SIDE
 from common import images, protocol
 
 MAX_JSON_BYTES = 64 * 1024
-MAX_SAMPLE_BYTES = 8 * 1024 * 1024
-MAX_SAMPLE_PIXELS = 8192 * 8192  # a camera frame; a few KB of JPEG header may claim far more
 
 
 class Rejected(protocol.ProtocolError):
     """A message refused, with the reason it is counted under: the protocol's own (bad_json, schema,
-    bad_topic) and the aggregator's (oversized, device_mismatch, bad_image, internal, unstorable)."""
+    bad_topic) and the aggregator's (oversized, device_mismatch, bad_image, image_too_large, internal,
+    unstorable, and the quotas' rate_limited, over_quota, overloaded)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason, reason)
@@ -52,9 +53,8 @@ def prediction(device_id: str, payload: bytes) -> protocol.Prediction:
     return parsed
 
 
-def sample(device_id: str, payload: bytes, properties: Any) -> Sample:
-    if len(payload) > MAX_SAMPLE_BYTES:
-        raise Rejected("oversized", f"{len(payload)} bytes")
+def sample(device_id: str, payload: bytes, properties: Any, max_side: int = DEFAULT_SAMPLE_MAX_SIDE) -> Sample:
+    """A sample whose payload's size the caller has bounded (the quotas do)."""
     user = dict(getattr(properties, "UserProperty", None) or [])
     if protocol.SAMPLES.meta_property not in user:
         raise Rejected("schema", "sample without its meta property")
@@ -64,7 +64,9 @@ def sample(device_id: str, payload: bytes, properties: Any) -> Sample:
     if not payload.startswith(b"\xff\xd8"):
         raise Rejected("bad_image", "not a JPEG")
     try:
-        images.decode_rgb(payload, MAX_SAMPLE_PIXELS)
+        images.check(payload, max_side)
+    except images.ImageTooLarge as exc:
+        raise Rejected("image_too_large", str(exc)) from exc
     except images.ImageError as exc:
         raise Rejected("bad_image", str(exc)) from exc
     return Sample(hashlib.sha256(payload).hexdigest(), bytes(payload), meta)

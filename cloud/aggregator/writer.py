@@ -36,7 +36,8 @@ def sample_path(data_dir: Path, sample_id: str) -> Path:
     return data_dir / "samples" / sample_id[:2] / f"{sample_id}.jpg"
 
 
-def _file_sample(data_dir: Path, sample: Sample) -> None:
+def file_sample(data_dir: Path, sample: Sample) -> None:
+    """Write the picture under its content hash, whole or not at all; one already there is left as it is."""
     path = sample_path(data_dir, sample.id)
     if path.exists():
         return
@@ -50,7 +51,7 @@ def write(db: Database, data_dir: Path, batch: Batch) -> tuple[int, int]:
     """Commit the batch; returns (predictions stored, duplicates)."""
     received = time.time()
     for sample in batch.samples:
-        _file_sample(data_dir, sample)  # before the commit: a stored row always has its picture
+        file_sample(data_dir, sample)  # before the commit: a stored row always has its picture
     with db.transaction() as cur:
         stored = prediction_store.insert(cur, batch.predictions, received)
         for sample in batch.samples:

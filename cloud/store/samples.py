@@ -111,3 +111,23 @@ def labelled_devices(db: Database, dataset_prefix: str) -> dict[str, str]:
         "SELECT id, device_id FROM samples WHERE status = 'labelled' AND dataset_path LIKE ?", (dataset_prefix + "%",)
     )
     return dict(rows)
+
+
+def expire(cur: Cursor, before: float, limit: int) -> list[str]:
+    """Delete up to `limit` of the samples nobody labelled (unlabelled or discarded) that arrived before
+    `before`, oldest first; returns their ids. A sample labelled meanwhile is kept: the outer condition
+    is checked again on the row PostgreSQL locks."""
+    cur.execute(
+        """DELETE FROM samples WHERE status IN ('unlabelled', 'discarded') AND id IN (
+            SELECT id FROM samples WHERE status IN ('unlabelled', 'discarded') AND received < ?
+            ORDER BY received LIMIT ?
+        ) RETURNING id""",
+        (before, limit),
+    )
+    return [row[0] for row in cur.fetchall()]
+
+
+def unlabelled_bytes(db: Database) -> dict[str, int]:
+    """{device id: bytes of its unlabelled samples}: what the disk quotas count."""
+    rows = db.query("SELECT device_id, SUM(bytes) FROM samples WHERE status = 'unlabelled' GROUP BY device_id")
+    return {device_id: int(total) for device_id, total in rows}

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cloud.aggregator.ingest import Ingest
+from cloud.aggregator.quotas import SampleLimits
 from cloud.api.app import create_app
 from cloud.store import connect
 from common import protocol
@@ -22,7 +23,8 @@ from tests.support.waiting import wait_for
 @pytest.fixture
 def aggregator(broker, db_url: str, tmp_path: Path):
     db = connect(db_url)
-    ingest = Ingest(db, tmp_path / "data", url.parse(broker.url), protocol.Topics(), batch_wait_s=0.02)
+    limits = SampleLimits(per_minute=None)  # the hostile test sends 150 samples at once
+    ingest = Ingest(db, tmp_path / "data", url.parse(broker.url), protocol.Topics(), batch_wait_s=0.02, limits=limits)
     ingest.start()
     wait_for(lambda: ingest._client.is_connected(), 10, "the aggregator to connect")
     time.sleep(0.3)  # its subscriptions are in place

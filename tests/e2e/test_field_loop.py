@@ -95,7 +95,7 @@ def test_labelling_the_field_makes_the_model_better_on_the_field(broker, tmp_pat
     port = free_port()
     serve = start_serve(broker, f"sqlite:///{tmp_path / 'db.sqlite'}", data, port, "--public-url",
                         f"http://127.0.0.1:{port}", "--trigger-interval-s", 1, "--retrain-after-labels", LABELS,
-                        "--gate-field-images", 15)  # fmt: skip
+                        "--gate-field-images", 15, "--sample-rate-per-min", 6000)  # fmt: skip
     recorder = Recorder(broker.url, "edgeloop/devices/cam-1/predictions")
     edge = None
     try:
