@@ -26,7 +26,6 @@ from cloud.training.jobs import Jobs
 from cloud.training.trainer import Trainer, TrainingPolicy
 from cloud.training.triggers import TriggerPolicy, Triggers
 from common import protocol
-from common.mqtt import url
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class Service:
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg = cfg
         self.db = db = connect(cfg.db)
-        address, topics = url.parse(cfg.broker), protocol.Topics(cfg.prefix)
+        address, topics = cfg.broker_address(), protocol.Topics(cfg.prefix)
         self.ingest = Ingest(db, cfg.data_dir, address, topics, client_id=cfg.client_id, group=cfg.group)
         self.jobs = Jobs(db)
         self.registry = Registry(db, cfg.data_dir)

@@ -71,6 +71,9 @@ class EdgeConfig(Options):
     preview_port: int | None = Field(None, ge=0, le=65535, description="serve an MJPEG preview with labels here")
     keepalive_s: int = Field(30, ge=1, description="MQTT keepalive; the broker declares the device offline after 1.5x")
     ca_file: Path | None = Field(None, description="CA certificate for mqtts:// (default: the system's)")
+    cert_file: Path | None = Field(
+        None, description="this device's client certificate and key (PEM, one file) for a broker that asks for one"
+    )
     trusted_key: Path | None = Field(
         None, description="Ed25519 public key (PEM): accept only model updates the registry signed with its key"
     )

@@ -19,7 +19,6 @@ from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.store import connect
 from common import bundle, protocol
 from common.command import SubParsers
-from common.mqtt import url
 from common.options import add_config_flags, from_args
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     if args.action == "add":
         return add_bundle(registry, args, cfg)
-    rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
+    rollout = Rollout(registry, cfg.broker_address(), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
     if args.action == "promote":
         groups = [protocol.check_id(g.strip(), "group") for g in args.groups.split(",")] if args.groups else None
         print(describe(rollout.promote(args.name, args.version, groups)))
@@ -108,7 +107,7 @@ def add_bundle(registry: Registry, args: argparse.Namespace, cfg: CloudOptions) 
     shutil.copytree(args.bundle, target)
     version = registry.add(target, trigger="added by hand")
     if args.promote:
-        rollout = Rollout(registry, url.parse(cfg.broker), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
+        rollout = Rollout(registry, cfg.broker_address(), protocol.Topics(cfg.prefix), cfg.public_url, cfg.signer())
         print(rollout.gate_and_promote(version, dataset_dir(cfg.data_dir, meta.name), GatePolicy()))
         version = registry.get(meta.name, meta.version)
     print(describe(version))
