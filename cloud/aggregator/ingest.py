@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 86400
 RECEIVE_MAXIMUM = 65535  # unacknowledged messages in flight: the broker keeps sending while a batch commits
 INGESTED = [kind for kind in protocol.WIRE if kind.sender == "device"]
+# A device may set the retain flag where the table has none (the broker's ACL cannot refuse it): such a message
+# reaches every new subscription again, so the aggregator ignores what arrives as retained on these topics.
+NEVER_RETAINED = {kind.name for kind in INGESTED if not kind.retain}
 
 
 class Ingest:
@@ -84,13 +87,20 @@ class Ingest:
         paho's socket work here instead of adding to it."""
         topic = message.topic
         properties = message.properties if topic.endswith("/" + protocol.SAMPLES.name) else None
-        self._pending.append((message.mid, message.qos, topic, message.payload, properties, time.time()))
+        self._pending.append(
+            (message.mid, message.qos, topic, message.payload, properties, message.retain, time.time())
+        )
         if not self._arrived.is_set():
             self._arrived.set()
 
-    def _parse(self, topic: str, payload: bytes, properties, received: float):
+    def _parse(self, topic: str, payload: bytes, properties, retained: bool, received: float):
         try:
             device_id, kind = self.topics.parse_device_topic(topic)
+            if retained and kind in NEVER_RETAINED:
+                log.warning(
+                    "%s left a retained message on %s: ignored (mosquitto_pub -r -n clears it)", device_id, topic
+                )
+                return parse.Rejected("retained", topic)
             if kind == protocol.PREDICTIONS.name:
                 return prediction_store.prediction_row(parse.prediction(device_id, payload), received)
             if kind == protocol.SAMPLES.name:

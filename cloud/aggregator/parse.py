@@ -16,7 +16,7 @@ MAX_SAMPLE_PIXELS = 8192 * 8192  # a camera frame; a few KB of JPEG header may c
 
 class Rejected(protocol.ProtocolError):
     """A message refused, with the reason it is counted under: the protocol's own (bad_json, schema,
-    bad_topic) and the aggregator's (oversized, device_mismatch, bad_image, internal, unstorable)."""
+    bad_topic) and the aggregator's (oversized, device_mismatch, bad_image, retained, internal, unstorable)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason, reason)

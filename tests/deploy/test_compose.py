@@ -15,6 +15,7 @@ from tests.support.deploy_options import options
 from tests.support.paths import ROOT
 
 COMPOSE = ROOT / "deploy" / "compose"
+MQTT_CA = Path("/etc/edgeloop/mqtt-ca/ca.crt")
 
 pytestmark = [
     pytest.mark.services,
@@ -39,6 +40,11 @@ def compose(folder: Path, *args: str | Path) -> subprocess.CompletedProcess[str]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
 
 
+def mounts(service: dict) -> dict[str, str]:
+    """A service's volumes, target: source."""
+    return dict(reversed(volume.split(":")[:2]) for volume in service["volumes"])
+
+
 def resolved(folder: Path, *args: str | Path) -> dict:
     result = compose(folder, *args)
     assert result.returncode == 0, result.stderr
@@ -51,9 +57,10 @@ def test_cloud_compose_runs_the_service_beside_its_broker_and_postgres_in_a_prof
     assert {name: s.get("profiles") for name, s in services.items()} == {
         "mosquitto": None, "cloud": None, "postgres": ["postgres"]
     }  # fmt: skip
-    assert [p["target"] for p in services["mosquitto"]["ports"]] == [8883], "1883 stays internal"
+    assert [p["target"] for p in services["mosquitto"]["ports"]] == [8883], "the cloud's listener stays internal"
     serve = options(services["cloud"]["command"])
-    assert serve.broker == "mqtt://edgeloop-aggregator@mosquitto:1883"
+    assert (serve.broker, serve.ca_file) == ("mqtts://edgeloop-aggregator@mosquitto:8884", MQTT_CA)
+    assert str(MQTT_CA) in mounts(services["cloud"])
     assert serve.db.startswith("sqlite:////data/")
 
 
@@ -62,12 +69,14 @@ def test_jetson_compose_gives_the_runtime_the_gpu_camera_jtop_and_a_bridged_brok
     edge = config["services"]["edge"]
     assert edge["runtime"] == "nvidia"
     assert "/dev/video0:/dev/video0" in edge["devices"]
-    mounts = dict(reversed(volume.split(":")[:2]) for volume in edge["volumes"])  # target: source
-    assert mounts["/run/jtop.sock"] == "/run/jtop.sock"
-    assert "/opt/edgeloop/bundle/.cache" in mounts, "the TF-TRT engines live on a volume"
+    targets = mounts(edge)
+    assert targets["/run/jtop.sock"] == "/run/jtop.sock"
+    assert "/opt/edgeloop/bundle/.cache" in targets, "the TF-TRT engines live on a volume"
     run = options(edge["command"])
-    assert (run.device_id, run.source, run.broker) == ("cam-7", "csi://0", "mqtt://mosquitto:1883")
-    assert str(run.state_dir) == next(t for t, s in mounts.items() if s == "edge-state")
+    assert (run.device_id, run.source, run.broker) == ("cam-7", "csi://0", "mqtt://cam-7@mosquitto:1883")
+    assert edge["environment"]["EDGELOOP_MQTT_PASSWORD"] == "test-edgeloop_local_password", "the local one"
+    assert {"/mosquitto/config/passwd", "/mosquitto/config/acl"} <= set(mounts(config["services"]["mosquitto"]))
+    assert str(run.state_dir) == next(t for t, s in targets.items() if s == "edge-state")
 
 
 @pytest.mark.parametrize(("folder", "needed"), [("cloud", "EDGELOOP_PUBLIC_URL"), ("jetson", "EDGELOOP_DEVICE_ID")])
