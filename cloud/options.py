@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from common import protocol
+from common.mqtt import url
 from common.options import Options
 from common.signing import Signer
 
@@ -29,6 +30,10 @@ DEFAULT_SAMPLE_IN_FLIGHT_MIB = 64
 
 class CloudOptions(Options):
     broker: str = Field("mqtt://localhost:1883", description="mqtt://[user@]host[:port] or mqtts://…")
+    ca_file: Path | None = Field(None, description="CA certificate for mqtts:// (default: the system's)")
+    cert_file: Path | None = Field(
+        None, description="the service's client certificate and key (PEM, one file) for a broker that asks for one"
+    )
     db: str = Field("sqlite:///edgeloop-data/edgeloop.db", description="sqlite:///path or postgresql://…")
     data_dir: Path = Field(Path("edgeloop-data"), description="datasets, samples, models, bottlenecks")
     prefix: str = Field(protocol.DEFAULT_PREFIX, description="topic prefix")
@@ -48,6 +53,9 @@ class CloudOptions(Options):
     @property
     def announcement_lifetime_s(self) -> float:
         return self.announcement_lifetime_days * 86400
+
+    def broker_address(self) -> url.BrokerAddress:
+        return url.parse(self.broker, self.ca_file, self.cert_file)
 
 
 class ServeConfig(CloudOptions):

@@ -31,7 +31,6 @@ from cloud.training.jobs import Jobs
 from cloud.training.trainer import Trainer, TrainingPolicy
 from cloud.training.triggers import TriggerPolicy, Triggers
 from common import protocol
-from common.mqtt import url
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class Service:
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg = cfg
         self.db = db = connect(cfg.db)
-        address, topics = url.parse(cfg.broker), protocol.Topics(cfg.prefix)
+        address, topics = cfg.broker_address(), protocol.Topics(cfg.prefix)
         self.ingest = Ingest(
             db, cfg.data_dir, address, topics, client_id=cfg.client_id, group=cfg.group, limits=sample_limits(cfg)
         )

@@ -81,6 +81,9 @@ class EdgeConfig(Options):
     health_stall_s: float = Field(60, gt=0, description="the health check fails once no frame came for this long")
     keepalive_s: int = Field(30, ge=1, description="MQTT keepalive; the broker declares the device offline after 1.5x")
     ca_file: Path | None = Field(None, description="CA certificate for mqtts:// (default: the system's)")
+    cert_file: Path | None = Field(
+        None, description="this device's client certificate and key (PEM, one file) for a broker that asks for one"
+    )
     trusted_key: Path | None = Field(
         None,
         description="the registry's Ed25519 public key (PEM; several in one file while the key is rotated): model "

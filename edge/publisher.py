@@ -10,7 +10,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
@@ -35,7 +34,6 @@ class Publisher:
         topics: protocol.Topics,
         outbox: Outbox,
         status: Callable[[str], protocol.Status],
-        ca_file: Path | None = None,
         keepalive_s: int = 30,
     ) -> None:
         self.address = address
@@ -61,7 +59,7 @@ class Publisher:
         }  # fmt: skip
         self._subscriptions_lock = threading.Lock()
         self._refused: list[int] = []  # mids the broker answered with an error reason code
-        self._client = make_client(address, f"edgeloop-{device_id}", ca_file)
+        self._client = make_client(address, f"edgeloop-{device_id}")
         self._client.max_inflight_messages_set(100)
         self._client.will_set(**self._status_message("offline"))
         self._client.on_connect = self._on_connect

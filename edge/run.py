@@ -89,7 +89,12 @@ class Device:
         outbox = Outbox(cfg.state_dir / f"outbox-{cfg.device_id}.sqlite", cfg.outbox_max_messages, cfg.outbox_max_age_s)
         topics = protocol.Topics(cfg.prefix)
         self.publisher = Publisher(
-            url.parse(cfg.broker), cfg.device_id, topics, outbox, self.status, cfg.ca_file, cfg.keepalive_s
+            url.parse(cfg.broker, cfg.ca_file, cfg.cert_file),
+            cfg.device_id,
+            topics,
+            outbox,
+            self.status,
+            cfg.keepalive_s,
         )
         self.capture = Capture(create_source(cfg.source), loop=cfg.loop)
         self.pipeline = Pipeline(cfg, self.classifier, self.capture, self.publisher)

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 86400
 RECEIVE_MAXIMUM = 65535  # unacknowledged messages in flight: the broker keeps sending while a batch commits
 INGESTED = [kind for kind in protocol.WIRE if kind.sender == "device"]
+# A device may set the retain flag where the table has none (the broker's ACL cannot refuse it): such a message
+# reaches every new subscription again, so the aggregator ignores what arrives as retained on these topics.
+NEVER_RETAINED = {kind.name for kind in INGESTED if not kind.retain}
 CHECK_WORKERS = 2  # OpenCV decodes with the GIL released: two keep up with a fleet's samples on a small box
 PACKET_HEADROOM = 64 * 1024  # the topic and the meta property beside a sample's JPEG
 
@@ -41,6 +44,7 @@ class _Raw(NamedTuple):
 
     topic: str
     payload: bytes
+    retained: bool
     received: float
 
 
@@ -114,10 +118,10 @@ class Ingest:
         """Only hands the message on: parsing happens in the writer thread, so that it overlaps with
         paho's socket work here instead of adding to it; samples go to the quotas and the checks."""
         topic, received = message.topic, time.time()
-        if topic.endswith("/" + protocol.SAMPLES.name):
+        if topic.endswith("/" + protocol.SAMPLES.name) and not message.retain:
             self._offer(message.mid, message.qos, topic, message.payload, message.properties)
-        else:
-            self._hand_on(message.mid, message.qos, _Raw(topic, message.payload, received))
+        else:  # a retained sample is refused by _parse, unchecked
+            self._hand_on(message.mid, message.qos, _Raw(topic, message.payload, message.retain, received))
 
     def _hand_on(self, mid: int, qos: int, work: Any, held: tuple[str, int] | None = None) -> None:
         self._pending.append((mid, qos, work, held))
@@ -161,9 +165,14 @@ class Ingest:
                 log.warning("filing a sample from %s failed: %r", device_id, exc)
         self._hand_on(mid, qos, checked, held)
 
-    def _parse(self, topic: str, payload: bytes, received: float):
+    def _parse(self, topic: str, payload: bytes, retained: bool, received: float):
         try:
             device_id, kind = self.topics.parse_device_topic(topic)
+            if retained and kind in NEVER_RETAINED:
+                log.warning(
+                    "%s left a retained message on %s: ignored (mosquitto_pub -r -n clears it)", device_id, topic
+                )
+                return parse.Rejected("retained", topic)
             if kind == protocol.PREDICTIONS.name:
                 return prediction_store.prediction_row(parse.prediction(device_id, payload), received)
             return parse.device_update(device_id, kind, payload)  # the subscriptions let nothing else in

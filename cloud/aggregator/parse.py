@@ -16,7 +16,7 @@ MAX_JSON_BYTES = 64 * 1024
 
 class Rejected(protocol.ProtocolError):
     """A message refused, with the reason it is counted under: the protocol's own (bad_json, schema,
-    bad_topic) and the aggregator's (oversized, device_mismatch, bad_image, image_too_large, internal,
+    bad_topic) and the aggregator's (oversized, device_mismatch, bad_image, image_too_large, retained, internal,
     unstorable, and the quotas' rate_limited, over_quota, overloaded)."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

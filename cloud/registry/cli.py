@@ -19,7 +19,6 @@ from cloud.registry.versions import Registry, RegistryError, Version
 from cloud.store import connect
 from common import bundle, protocol
 from common.command import SubParsers
-from common.mqtt import url
 from common.options import add_config_flags, from_args
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _rollout(cfg: CloudOptions, registry: Registry) -> Rollout:
-    address, topics = url.parse(cfg.broker), protocol.Topics(cfg.prefix)
+    address, topics = cfg.broker_address(), protocol.Topics(cfg.prefix)
     return Rollout(registry, address, topics, cfg.public_url, cfg.signer(), lifetime_s=cfg.announcement_lifetime_s)
 
 

@@ -1,11 +1,11 @@
-"""A paho-mqtt 2.x client set up the way every edgeloop component wants it: MQTT v5, TLS and
-credentials from the broker URL, automatic reconnect with backoff."""
+"""A paho-mqtt 2.x client set up the way every edgeloop component wants it: MQTT v5, TLS (with the
+address's CA and client certificate) and credentials from the broker's address, automatic reconnect
+with backoff."""
 
 from __future__ import annotations
 
 import logging
 import ssl
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -23,7 +23,6 @@ RECONNECT_MAX_S = 10
 def make_client(
     address: BrokerAddress,
     client_id: str,
-    ca_file: Path | None = None,
     manual_ack: bool = False,
 ) -> mqtt.Client:
     client = mqtt.Client(
@@ -35,7 +34,10 @@ def make_client(
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        client.tls_set(ca_certs=str(ca_file) if ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
+        ca, cert = address.ca_file, address.cert_file
+        client.tls_set(
+            ca_certs=str(ca) if ca else None, certfile=str(cert) if cert else None, cert_reqs=ssl.CERT_REQUIRED
+        )
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
     client.suppress_exceptions = True  # a bug in one callback must not end the network thread
     return client

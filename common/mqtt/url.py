@@ -1,10 +1,12 @@
 """Broker URLs: `mqtt://[user:pass@]host[:port]` and `mqtts://…` (TLS). Secrets may also come from
-the environment (EDGELOOP_MQTT_USERNAME, EDGELOOP_MQTT_PASSWORD); logs show them through `common.redact`."""
+the environment (EDGELOOP_MQTT_USERNAME, EDGELOOP_MQTT_PASSWORD); logs show them through `common.redact`.
+The files TLS needs (the CA, a client certificate) are options of their own, beside the URL."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from common.errors import ConfigError
@@ -21,13 +23,15 @@ class BrokerAddress:
     tls: bool
     username: str | None = None
     password: str | None = None
+    ca_file: Path | None = None  # the CA that signed the broker's certificate (None: the system's)
+    cert_file: Path | None = None  # this client's certificate and key (PEM), for a broker that asks for one
 
     def __str__(self) -> str:
         user = f"{self.username}@" if self.username else ""
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
-def parse(url: str) -> BrokerAddress:
+def parse(url: str, ca_file: Path | None = None, cert_file: Path | None = None) -> BrokerAddress:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts"):
         raise ConfigError(f"broker URL must start with mqtt:// or mqtts://, not {redact(url)!r}")
@@ -40,4 +44,4 @@ def parse(url: str) -> BrokerAddress:
         raise ConfigError(f"broker URL has a bad port: {redact(url)!r}") from exc
     username = unquote(parts.username) if parts.username else os.environ.get(USERNAME_ENV)
     password = unquote(parts.password) if parts.password else os.environ.get(PASSWORD_ENV)
-    return BrokerAddress(parts.hostname, port, tls, username, password)
+    return BrokerAddress(parts.hostname, port, tls, username, password, ca_file, cert_file)

@@ -15,6 +15,7 @@ from tests.support.deploy_options import options
 from tests.support.paths import ROOT
 
 COMPOSE = ROOT / "deploy" / "compose"
+MQTT_CA = Path("/etc/edgeloop/mqtt-ca/ca.crt")
 
 pytestmark = [
     pytest.mark.services,
@@ -39,15 +40,15 @@ def compose(folder: Path, *args: str | Path) -> subprocess.CompletedProcess[str]
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
 
 
+def mounts(service: dict) -> dict[str, str]:
+    """A service's volumes, target: source."""
+    return dict(reversed(volume.split(":")[:2]) for volume in service.get("volumes", []))
+
+
 def resolved(folder: Path, *args: str | Path) -> dict:
     result = compose(folder, *args)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
-
-
-def volumes(service: dict) -> dict[str, str]:
-    """The service's mounts, target: source."""
-    return dict(reversed(volume.split(":")[:2]) for volume in service.get("volumes", []))
 
 
 def test_cloud_compose_runs_the_service_beside_its_broker_and_postgres_in_a_profile(tmp_path):
@@ -56,12 +57,13 @@ def test_cloud_compose_runs_the_service_beside_its_broker_and_postgres_in_a_prof
     assert {name: s.get("profiles") for name, s in services.items()} == {
         "mosquitto": None, "cloud": None, "postgres": ["postgres"]
     }  # fmt: skip
-    assert [p["target"] for p in services["mosquitto"]["ports"]] == [8883], "1883 stays internal"
+    assert [p["target"] for p in services["mosquitto"]["ports"]] == [8883], "the cloud's listener stays internal"
     serve = options(services["cloud"]["command"])
-    assert serve.broker == "mqtt://edgeloop-aggregator@mosquitto:1883"
+    assert (serve.broker, serve.ca_file) == ("mqtts://edgeloop-aggregator@mosquitto:8884", MQTT_CA)
+    assert str(MQTT_CA) in mounts(services["cloud"])
     assert serve.db.startswith("sqlite:////data/")
-    assert volumes(services["cloud"])[str(serve.signing_key)].endswith("/secrets/registry.key"), "announcements signed"
-    holders = [name for name, s in services.items() if any(v.endswith("/registry.key") for v in volumes(s).values())]
+    assert mounts(services["cloud"])[str(serve.signing_key)].endswith("/secrets/registry.key"), "announcements signed"
+    holders = [name for name, s in services.items() if any(v.endswith("/registry.key") for v in mounts(s).values())]
     assert holders == ["cloud"], "the private key is the cloud service's only"
 
 
@@ -70,15 +72,17 @@ def test_jetson_compose_gives_the_runtime_the_gpu_camera_jtop_and_a_bridged_brok
     edge = config["services"]["edge"]
     assert edge["runtime"] == "nvidia"
     assert "/dev/video0:/dev/video0" in edge["devices"]
-    mounts = volumes(edge)
-    assert mounts["/run/jtop.sock"] == "/run/jtop.sock"
-    assert "/opt/edgeloop/bundle/.cache" in mounts, "the TF-TRT engines live on a volume"
+    targets = mounts(edge)
+    assert targets["/run/jtop.sock"] == "/run/jtop.sock"
+    assert "/opt/edgeloop/bundle/.cache" in targets, "the TF-TRT engines live on a volume"
     run = options(edge["command"])
-    assert (run.device_id, run.source, run.broker) == ("cam-7", "csi://0", "mqtt://mosquitto:1883")
-    assert mounts[str(run.trusted_key)].endswith("/secrets/registry.pub"), "the device runs only signed models"
+    assert (run.device_id, run.source, run.broker) == ("cam-7", "csi://0", "mqtt://cam-7@mosquitto:1883")
+    assert edge["environment"]["EDGELOOP_MQTT_PASSWORD"] == "test-edgeloop_local_password", "the local one"
+    assert {"/mosquitto/config/passwd", "/mosquitto/config/acl"} <= set(mounts(config["services"]["mosquitto"]))
+    assert targets[str(run.trusted_key)].endswith("/secrets/registry.pub"), "the device runs only signed models"
     assert run.model_origin == "https://edgeloop.example.org:443"
-    assert not any("registry.key" in source for source in mounts.values()), "the private key stays in the cloud"
-    assert str(run.state_dir) == next(t for t, s in mounts.items() if s == "edge-state")
+    assert not any("registry.key" in source for source in targets.values()), "the private key stays in the cloud"
+    assert str(run.state_dir) == next(t for t, s in targets.items() if s == "edge-state")
 
 
 @pytest.mark.parametrize(("folder", "needed"), [("cloud", "EDGELOOP_PUBLIC_URL"), ("jetson", "EDGELOOP_DEVICE_ID")])

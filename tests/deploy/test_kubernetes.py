@@ -3,6 +3,8 @@ nothing downloaded), and what they run is what edgeloop's commands accept."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +75,62 @@ def test_retrain_job_runs_retrain_on_a_gpu_with_options_retrain_accepts(tmp_path
     assert Path(args[2]).parent == Path(mount)
     retrain = options([*args[:2], str(options_file)])
     assert retrain.image_dir == Path("/data/datasets/flowers")
+
+
+def secrets_read_by(spec: dict) -> set[str]:
+    """Every Secret a pod reads: as a volume (plain or projected), an environment variable or envFrom."""
+    names = {v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
+    names |= {
+        s["secret"]["name"] for v in spec["volumes"] for s in v.get("projected", {}).get("sources", []) if "secret" in s
+    }
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        names |= {
+            e["valueFrom"]["secretKeyRef"]["name"]
+            for e in container.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        names |= {s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s}
+    return names
+
+
+def listener_of(password_file: str) -> int:
+    """The port of deploy/mosquitto/cloud.conf's listener that checks `password_file`."""
+    port = 0
+    for words in (line.split() for line in (ROOT / "deploy" / "mosquitto" / "cloud.conf").read_text().splitlines()):
+        if words[:1] == ["listener"]:
+            port = int(words[1])
+        elif words[:1] == ["password_file"] and Path(words[1]).name == password_file:
+            return port
+    raise AssertionError(f"no listener of cloud.conf checks {password_file}")
+
+
+def mounted_from(spec: dict, path: Path) -> dict:
+    """The volume a file of the pod's first container comes from."""
+    mount = next(m for m in spec["containers"][0]["volumeMounts"] if path.is_relative_to(m["mountPath"]))
+    assert mount.get("readOnly") is True, mount
+    return next(v for v in spec["volumes"] if v["name"] == mount["name"])
+
+
+def test_each_edge_pod_reads_its_own_nodes_password_over_tls_and_no_secret():
+    spec = pod("DaemonSet/edgeloop-edge")
+    assert secrets_read_by(spec) == set(), "a Secret in the DaemonSet reaches every device's pod: it is no device's"
+    # The shell command as a pod on node jetson-01 runs it: NODE_NAME comes from the node, the rest is given.
+    values = {e["name"]: e.get("value", "jetson-01") for e in spec["containers"][0]["env"]}
+    script = re.sub(r"\$(\w+)", lambda name: values[name[1]], spec["containers"][0]["args"][0])
+    setup, command = script.split(" && exec python3 -m edge ")
+    password_file = Path(re.fullmatch(r'export EDGELOOP_MQTT_PASSWORD="\$\(cat (\S+)\)"', setup)[1])
+    assert mounted_from(spec, password_file)["hostPath"] == {"path": str(password_file), "type": "File"}, "the node's"
+    run = options(shlex.split(command))
+    broker = urlsplit(run.broker)
+    assert (broker.scheme, broker.username, run.device_id) == ("mqtts", "jetson-01", "jetson-01")
+    assert broker.port == listener_of("passwd")
+    assert mounted_from(spec, run.ca_file)["configMap"]["name"] == "edgeloop-mqtt-ca"
+
+
+def test_cloud_reaches_the_broker_over_tls_on_its_own_listener():
+    spec = pod("Deployment/edgeloop-cloud")
+    serve = options(spec["containers"][0]["args"])
+    broker = urlsplit(serve.broker)
+    assert (broker.scheme, broker.username, broker.password) == ("mqtts", "edgeloop-aggregator", None)
+    assert broker.port == listener_of("cloud.passwd")
+    assert mounted_from(spec, serve.ca_file)["configMap"]["name"] == "edgeloop-mqtt-ca"

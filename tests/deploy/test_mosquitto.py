@@ -1,25 +1,29 @@
 """Each Mosquitto configuration in deploy/mosquitto/, started by a real Mosquitto: the development broker, the
-production broker (TLS, password file, per-device ACLs, the aggregator's backlog kept) and the Jetson's broker
-bridged to it, storing and forwarding across a cloud outage."""
+production broker (TLS, password files, per-device ACLs, the aggregator's backlog kept) and the Jetson's broker
+bridged to it, storing and forwarding across a cloud outage. tests/security/ has the attacks on them."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
 
 from common import protocol
-from tests.support.broker import Mosquitto
 from tests.support.certs import make_certs
-from tests.support.mosquitto_configs import CONFIGS, start, write_passwords
+from tests.support.mosquitto_configs import (
+    AGGREGATOR,
+    CLOUD_PASSWORDS,
+    CONFIGS,
+    JETSON_PASSWORDS,
+    PASSWORDS,
+    start,
+    start_cloud,
+    start_jetson,
+)
 from tests.support.mqtt_client import Client
 from tests.support.waiting import wait_for
 
-PASSWORDS = {"edgeloop-aggregator": "aggregator-secret", "cam-7": "cam-7-secret", "cam-8": "cam-8-secret"}
 NOT_AUTHORIZED = 0x87
 BACKLOG = 3000  # above Mosquitto's default of 1000 queued messages per session
 TOPICS = protocol.Topics()
@@ -40,29 +44,11 @@ def per_device(kind: protocol.Kind) -> bool:
 pytestmark = pytest.mark.services  # each test starts Mosquitto
 
 
-@dataclass
-class Cloud:
-    broker: Mosquitto
-    internal: int  # plain MQTT, for the cloud service
-    fleet: int  # TLS, for the devices
-    ca: Path
-
-    def device(self, device_id: str, password: str | None = None, **kwargs) -> Client:
-        return Client(self.fleet, device_id, password or PASSWORDS[device_id], self.ca, **kwargs)
-
-    def aggregator(self, **kwargs) -> Client:
-        return Client(self.internal, "edgeloop-aggregator", PASSWORDS["edgeloop-aggregator"], **kwargs)
-
-
 @pytest.fixture
 def cloud(tmp_path):
-    workdir = tmp_path / "cloud"
-    ca, _, _ = make_certs(workdir / "config" / "certs")
-    shutil.copy(CONFIGS / "acl", workdir / "config" / "acl")
-    write_passwords(workdir / "config" / "passwd", PASSWORDS)
-    broker, ports = start("cloud.conf", workdir, [8883, 1883])
-    yield Cloud(broker, ports[1883], ports[8883], ca)
-    broker.stop()
+    running = start_cloud(tmp_path / "cloud")
+    yield running
+    running.broker.stop()
 
 
 def code(value: int) -> ReasonCode:
@@ -80,21 +66,23 @@ def test_development_broker_takes_anonymous_clients(tmp_path):
         broker.stop()
 
 
-def test_fleet_listener_needs_tls_with_the_broker_certificate(cloud, tmp_path):
-    device = cloud.device("cam-7")
-    assert not device.refused
-    device.close()
+def test_both_listeners_need_tls_with_the_broker_certificate(cloud, tmp_path):
+    for client in (cloud.device("cam-7"), cloud.aggregator()):
+        assert not client.refused
+        client.close()
     other_ca, _, _ = make_certs(tmp_path / "other")
-    with pytest.raises(ssl.SSLCertVerificationError):
-        Client(cloud.fleet, "cam-7", PASSWORDS["cam-7"], other_ca)
-    plain = Client(cloud.internal, "cam-7", PASSWORDS["cam-7"])
-    assert not plain.refused, "the internal listener takes the same passwords"
-    plain.close()
+    for port, user, password in (
+        (cloud.fleet, "cam-7", PASSWORDS["cam-7"]),
+        (cloud.internal, AGGREGATOR, CLOUD_PASSWORDS[AGGREGATOR]),
+    ):
+        with pytest.raises(ssl.SSLCertVerificationError):
+            Client(port, user, password, other_ca)
 
 
 def test_unknown_clients_and_wrong_passwords_are_refused(cloud):
     assert cloud.device("cam-7", password="guess").refused
-    assert Client(cloud.internal).refused, "anonymous clients are refused"
+    assert Client(cloud.internal, ca_file=cloud.ca).refused, "anonymous clients are refused"
+    assert Client(cloud.fleet, ca_file=cloud.ca).refused
     assert Client(cloud.fleet, "cam-9", "whatever", cloud.ca).refused, "a user missing from the password file"
 
 
@@ -150,7 +138,7 @@ def test_a_device_reads_announcements_and_its_commands_but_not_other_devices(clo
 
 
 def test_an_offline_aggregator_session_keeps_the_fleets_backlog_across_a_restart(cloud):
-    aggregator = cloud.aggregator(client_id="edgeloop-aggregator", session_expiry_s=3600)
+    aggregator = cloud.aggregator(client_id=AGGREGATOR, session_expiry_s=3600)
     aggregator.subscribe(TOPICS.filter(protocol.PREDICTIONS))
     aggregator.close()
     device = cloud.device("cam-7")
@@ -160,26 +148,21 @@ def test_an_offline_aggregator_session_keeps_the_fleets_backlog_across_a_restart
     device.close()
     cloud.broker.stop()
     cloud.broker.start()
-    back = cloud.aggregator(client_id="edgeloop-aggregator", session_expiry_s=3600)
+    back = cloud.aggregator(client_id=AGGREGATOR, session_expiry_s=3600)
     predictions = topic(protocol.PREDICTIONS)
     wait_for(lambda: len(back.received(predictions)) >= BACKLOG, 30, f"{BACKLOG} queued predictions")
     assert [int(m.payload) for m in back.received(predictions)] == list(range(BACKLOG))
 
 
 def test_the_jetson_broker_stores_and_forwards_across_a_cloud_outage(cloud, tmp_path):
-    aggregator = cloud.aggregator(client_id="edgeloop-aggregator", session_expiry_s=3600)
+    aggregator = cloud.aggregator(client_id=AGGREGATOR, session_expiry_s=3600)
     aggregator.subscribe(TOPICS.filter(protocol.PREDICTIONS))
     aggregator.subscribe(TOPICS.filter(protocol.SAMPLES))
     announcement = topic(protocol.MODELS)
     assert aggregator.client.publish(announcement, b'{"version": "3"}', qos=1, retain=protocol.MODELS.retain).rc == 0
-    workdir = tmp_path / "jetson"
-    (workdir / "config" / "certs").mkdir(parents=True)
-    shutil.copy(cloud.ca, workdir / "config" / "certs" / "ca.crt")
-    jetson, ports = start(
-        "jetson.conf", workdir, [1883], address=f"127.0.0.1:{cloud.fleet}", remote_password=PASSWORDS["cam-7"]
-    )
+    jetson, port = start_jetson(tmp_path / "jetson", cloud)
     try:
-        local = Client(ports[1883])
+        local = Client(port, "cam-7", JETSON_PASSWORDS["cam-7"])
         local.subscribe(TOPICS.filter(protocol.MODELS))
         wait_for(lambda: local.received(announcement), 15, "the announcement through the bridge")
         samples, meta = topic(protocol.SAMPLES), (protocol.SAMPLES.meta_property, '{"seq": 1}')

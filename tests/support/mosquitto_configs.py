@@ -1,26 +1,38 @@
 """The repository's Mosquitto configurations, run by a real Mosquitto: each file as it is, with its listeners
-moved to free ports on 127.0.0.1 and the container's /mosquitto/ folder moved to the test's folder."""
+moved to free ports on 127.0.0.1 and the container's /mosquitto/ folder moved to the test's folder; and the
+production broker (cloud.conf) and a Jetson's (jetson.conf) set up as docs/deploy.md says."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.broker import Mosquitto
+from tests.support.certs import make_certs
+from tests.support.mqtt_client import Client
 from tests.support.ports import free_port
 
 CONFIGS = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+AGGREGATOR = "edgeloop-aggregator"
+PASSWORDS = {"cam-7": "cam-7-secret", "cam-8": "cam-8-secret"}  # the fleet's password file
+CLOUD_PASSWORDS = {AGGREGATOR: "aggregator-secret"}  # the cloud listener's
+JETSON_PASSWORDS = {"cam-7": "cam-7-local-secret"}  # cam-7's own broker: the runtime's, not the cloud's
 
 
-def localize(name: str, workdir: Path, ports: dict[int, int], **overrides: str) -> str:
-    """deploy/mosquitto/NAME for this test: `ports` maps the file's listener ports to free ones, `overrides`
-    replaces whole directives (the bridge's address, its password)."""
+def localize(
+    name: str, workdir: Path, ports: dict[int, int], added: dict[int, list[str]] | None = None, **overrides: str
+) -> str:
+    """deploy/mosquitto/NAME for this test: `ports` maps the file's listener ports to free ones, `added` gives
+    a listener lines of its own (what docs/deploy.md adds), `overrides` replaces whole directives (the bridge's
+    address, its password)."""
     lines = []
     for line in (CONFIGS / name).read_text().splitlines():
         key, _, value = line.partition(" ")
         if key == "listener":
-            line = f"listener {ports[int(value.split()[0])]} 127.0.0.1"
+            port = int(value.split()[0])
+            line = "\n".join([f"listener {ports[port]} 127.0.0.1", *(added or {}).get(port, [])])
         elif key in overrides:
             line = f"{key} {overrides[key]}"
         elif key == "log_dest":
@@ -30,10 +42,12 @@ def localize(name: str, workdir: Path, ports: dict[int, int], **overrides: str) 
     return "\n".join([*lines, "user root", ""])
 
 
-def start(name: str, workdir: Path, listeners: list[int], **overrides: str) -> tuple[Mosquitto, dict[int, int]]:
+def start(
+    name: str, workdir: Path, listeners: list[int], added: dict[int, list[str]] | None = None, **overrides: str
+) -> tuple[Mosquitto, dict[int, int]]:
     """Start deploy/mosquitto/NAME; returns the broker and the free port each of the file's listeners got."""
     ports = {port: free_port() for port in listeners}
-    config = localize(name, workdir, ports, **overrides)
+    config = localize(name, workdir, ports, added, **overrides)
     return Mosquitto(workdir, config, port=ports[listeners[0]]).start(), ports
 
 
@@ -45,3 +59,42 @@ def write_passwords(path: Path, passwords: dict[str, str]) -> None:
     for i, (user, password) in enumerate(passwords.items()):
         create = ["-c"] if i == 0 else []
         subprocess.run(["mosquitto_passwd", *create, "-b", str(path), user, password], check=True, capture_output=True)
+
+
+@dataclass
+class Cloud:
+    """deploy/mosquitto/cloud.conf running: the fleet's listener and the cloud service's, both over TLS."""
+
+    broker: Mosquitto
+    internal: int  # the cloud service's listener
+    fleet: int  # the devices'
+    ca: Path
+
+    def device(self, device_id: str, password: str | None = None, **kwargs) -> Client:
+        return Client(self.fleet, device_id, password or PASSWORDS[device_id], self.ca, **kwargs)
+
+    def aggregator(self, **kwargs) -> Client:
+        return Client(self.internal, AGGREGATOR, CLOUD_PASSWORDS[AGGREGATOR], self.ca, **kwargs)
+
+
+def start_cloud(workdir: Path, fleet_added: list[str] | None = None) -> Cloud:
+    """cloud.conf with its certificates, ACLs and password files in place, started; `fleet_added`: lines for the
+    fleet's listener."""
+    ca, _, _ = make_certs(workdir / "config" / "certs")
+    for acl in ("acl", "cloud.acl"):
+        shutil.copy(CONFIGS / acl, workdir / "config" / acl)
+    write_passwords(workdir / "config" / "passwd", PASSWORDS)
+    write_passwords(workdir / "config" / "cloud.passwd", CLOUD_PASSWORDS)
+    broker, ports = start("cloud.conf", workdir, [8883, 8884], {8883: fleet_added or []})
+    return Cloud(broker, ports[8884], ports[8883], ca)
+
+
+def start_jetson(workdir: Path, cloud: Cloud) -> tuple[Mosquitto, int]:
+    """jetson.conf for cam-7, bridged to `cloud`'s fleet listener; returns the broker and its local port."""
+    (workdir / "config" / "certs").mkdir(parents=True)
+    shutil.copy(cloud.ca, workdir / "config" / "certs" / "ca.crt")
+    shutil.copy(CONFIGS / "acl", workdir / "config" / "acl")
+    write_passwords(workdir / "config" / "passwd", JETSON_PASSWORDS)
+    address, password = f"127.0.0.1:{cloud.fleet}", PASSWORDS["cam-7"]
+    jetson, ports = start("jetson.conf", workdir, [1883], address=address, remote_password=password)
+    return jetson, ports[1883]

@@ -1,5 +1,5 @@
 """MQTT v5 clients for the broker tests, made by the edge's own make_client (TLS, credentials), that keep the
-broker's answers: CONNACK, PUBACK and SUBACK reason codes, and every message received."""
+broker's answers: CONNACK, PUBACK and SUBACK reason codes, disconnections, and every message received."""
 
 from __future__ import annotations
 
@@ -26,18 +26,21 @@ class Client:
         ca_file: Path | None = None,
         client_id: str | None = None,
         session_expiry_s: int = 0,
+        cert_file: Path | None = None,
     ) -> None:
-        address = BrokerAddress("127.0.0.1", port, ca_file is not None, username, password)
-        self.client = make_client(address, client_id or f"test-{uuid.uuid4().hex[:8]}", ca_file)
+        address = BrokerAddress("127.0.0.1", port, ca_file is not None, username, password, ca_file, cert_file)
+        self.client = make_client(address, client_id or f"test-{uuid.uuid4().hex[:8]}")
         self.connack: ReasonCode | None = None
         self.acks: dict[int, ReasonCode] = {}
         self.subacks: dict[int, list[ReasonCode]] = {}
         self.messages: list[mqtt.MQTTMessage] = []
+        self.disconnects: list[ReasonCode] = []
         self._lock = threading.Lock()
         self.client.on_connect = self._on_connect
         self.client.on_publish = lambda _c, _u, mid, code, _p: self._keep(self.acks, mid, code)
         self.client.on_subscribe = lambda _c, _u, mid, codes, _p: self._keep(self.subacks, mid, codes)
         self.client.on_message = lambda _c, _u, message: self._keep_message(message)
+        self.client.on_disconnect = lambda _c, _u, _flags, code, _p: self.disconnects.append(code)
         self.client.connect(
             "127.0.0.1", port, keepalive=5, clean_start=session_expiry_s == 0,
             properties=connect_properties(session_expiry_s),
