@@ -10,9 +10,8 @@ import ssl
 
 import pytest
 
-from cloud.aggregator import parse
 from cloud.aggregator.ingest import Ingest
-from cloud.options import ServeConfig
+from cloud.options import DEFAULT_SAMPLE_MAX_KIB, ServeConfig
 from cloud.store import connect
 from common import protocol
 from tests.support.certs import make_client_cert
@@ -77,12 +76,12 @@ def test_a_device_cannot_command_itself_nor_leave_9_mb_of_retained_junk(cloud):
         junk.client.publish(TOPICS.topic(kind, device_id="cam-7"), b"\0" * JUNK_BYTES, qos=1, retain=True)
         wait_for(lambda: junk.disconnects, 5, f"the broker to refuse 9 MB on {kind.name}")  # noqa: B023
         junk.client.disconnect()  # no reconnecting: close() would wait out paho's reconnect delay
-    # The largest message the cloud accepts still goes through: a sample of 8 MiB with 64 KiB of metadata (the
+    # The largest message the cloud accepts still goes through: a sample of 4 MiB with 64 KiB of metadata (the
     # most an MQTT string holds).
     aggregator, device = cloud.aggregator(), cloud.device("cam-7")
     aggregator.subscribe(TOPICS.samples("cam-7"))
     meta = (protocol.SAMPLES.meta_property, "m" * 65535)
-    largest = b"\xff\xd8" + b"\0" * (parse.MAX_SAMPLE_BYTES - 2)
+    largest = b"\xff\xd8" + b"\0" * (DEFAULT_SAMPLE_MAX_KIB * 1024 - 2)
     assert device.ack(TOPICS.samples("cam-7"), largest, user_property=[meta]) == 0
     wait_for(lambda: aggregator.received(TOPICS.samples("cam-7")), 5, "the largest sample")
     assert aggregator.received(TOPICS.samples("cam-7"))[0].payload == largest
