@@ -63,4 +63,4 @@ def test_several_cameras_by_repeated_flag_or_a_yaml_list_named_or_by_index(tmp_p
     flags = parser.parse_args(["--config", str(path), "--source", "a=x.mp4", "--source", "csi://0"])
     assert from_args(EdgeConfig, flags).cameras == [("a", "x.mp4"), ("1", "csi://0")], "flags replace the file's"
     with pytest.raises(ConfigError, match="camera names must differ: 1 given twice"):
-        from_args(EdgeConfig, parser.parse_args(["--config", str(path), "--source", "0", "--source", "1=a"]))
+        from_args(EdgeConfig, parser.parse_args(["--config", str(path), "--source", "1=a", "--source", "b"]))
