@@ -79,6 +79,9 @@ class Classification(_Payload):
     ts: float = Field(description="the frame's capture time, Unix seconds")
     model: ModelRef
     top_k: list[Score] = Field(min_length=1)
+    camera: str | None = Field(
+        None, pattern=f"^{_ID.pattern}$", description="which of the device's cameras saw the frame; absent: it has one"
+    )
 
 
 class Prediction(Classification):
@@ -129,6 +132,9 @@ class Telemetry(_Payload):
     fps: float | None = Field(None, ge=0, description="frames classified per second since the start")
     latency_ms: Percentiles | None = Field(None, description="over the last 1000 frames")
     frames: dict[str, int] | None = Field(None, description="captured, dropped, bad, processed, published…")
+    cameras: dict[str, dict[str, float]] | None = Field(
+        None, description="by camera name: fps, frames captured, dropped, bad and reopens, processed, published…"
+    )
     samples: dict[str, int | float] | None = Field(
         None,
         description="samples picked by reason; frames held back (rate_limited, near_duplicate); random_share and "

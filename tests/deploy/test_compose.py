@@ -76,7 +76,7 @@ def test_jetson_compose_gives_the_runtime_the_gpu_camera_jtop_and_a_bridged_brok
     assert targets["/run/jtop.sock"] == "/run/jtop.sock"
     assert "/opt/edgeloop/bundle/.cache" in targets, "the TF-TRT engines live on a volume"
     run = options(edge["command"])
-    assert (run.device_id, run.source, run.broker) == ("cam-7", "csi://0", "mqtt://cam-7@mosquitto:1883")
+    assert (run.device_id, run.source, run.broker) == ("cam-7", ["csi://0"], "mqtt://cam-7@mosquitto:1883")
     assert edge["environment"]["EDGELOOP_MQTT_PASSWORD"] == "test-edgeloop_local_password", "the local one"
     broker = mounts(config["services"]["mosquitto"])
     assert {"/mosquitto/config/passwd", "/mosquitto/config/acl"} <= set(broker)
