@@ -137,7 +137,9 @@ class Pipeline:
         self.publisher.submit(protocol.PREDICTIONS, prediction.encode(), seq)
         self.total_ms.append(total_ms)
         camera.counts["published"] += 1
-        if reason := camera.sampler.pick(probabilities, frame.image):
+        # Offline, a sample could not leave: picking one would spend the rate limit and the near-duplicate
+        # memory on a frame nobody receives.
+        if self.publisher.connected and (reason := camera.sampler.pick(probabilities, frame.image)):
             camera.counts["samples"] += int(self._send_sample(frame.image, prediction, reason))
 
     def _send_sample(self, image: np.ndarray, prediction: protocol.Prediction, reason: str) -> bool:
