@@ -114,7 +114,7 @@ class Pipeline:
             top_k=scores,
             latency_ms=protocol.Latency(infer=round(infer_ms, 3), total=round(max(total_ms, 0.0), 3)),
         )
-        self.publisher.submit(protocol.PREDICTIONS, prediction.encode(), seq)
+        self.publisher.submit(protocol.PREDICTIONS, prediction.batched(), seq)
         self.total_ms.append(total_ms)
         self.counts["published"] += 1
         if reason := self.sampler.pick(probabilities, image):

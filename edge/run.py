@@ -16,6 +16,7 @@ from common.mqtt import url
 from common.options import add_config_flags, from_args
 from common.signing import Verifier
 from edge.announcements import Gate
+from edge.batching import Packer
 from edge.classifier import Classifier
 from edge.config import EdgeConfig
 from edge.health import Health
@@ -95,6 +96,7 @@ class Device:
             outbox,
             self.status,
             cfg.keepalive_s,
+            Packer(cfg.device_id, cfg.batch_max_predictions, cfg.batch_max_delay_ms / 1000),
         )
         self.capture = Capture(create_source(cfg.source), loop=cfg.loop)
         self.pipeline = Pipeline(cfg, self.classifier, self.capture, self.publisher)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.device import edge_command
+from tests.support.device import edge_command, unpacked
 from tests.support.device_faults import device_row, outbox_counters
 from tests.support.paths import ROOT
 from tests.support.waiting import wait_for
@@ -87,13 +87,13 @@ class Subscriber:
 
     def _read(self, proc: subprocess.Popen) -> None:
         for line in proc.stdout:
-            payload = line.split(" ", 1)[1]
-            seq = json.loads(payload)["seq"]
-            if seq == 0:  # the probe
-                self.ready.set()
-                continue
-            self.payloads.setdefault(seq, set()).add(payload)
-            self.seqs.append(seq)
+            for prediction in unpacked(line.split(" ", 1)[1]):
+                seq = prediction["seq"]
+                if seq == 0:  # the probe
+                    self.ready.set()
+                    continue
+                self.payloads.setdefault(seq, set()).add(json.dumps(prediction, sort_keys=True))
+                self.seqs.append(seq)
 
 
 @pytest.fixture
