@@ -15,9 +15,9 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SCHEMA: Final = 1
 BATCH_SCHEMA: Final = 2
@@ -55,17 +55,17 @@ class _Payload(BaseModel):
 
     @classmethod
     def decode(cls: type[_Self], payload: bytes | str) -> _Self:
-        parsed: _Self = _validate(cls.__pydantic_validator__.validate_json, cls.__name__, payload)
-        return parsed  # model_validate_json, less a wrapper
+        try:
+            parsed: _Self = cls.__pydantic_validator__.validate_json(payload)  # model_validate_json, less a wrapper
+            return parsed
+        except ValueError as exc:  # pydantic's ValidationError among them
+            raise _refused(cls.__name__, exc) from exc
 
 
-def _validate(validate_json: Any, name: str, payload: bytes | str) -> Any:
-    """Validated JSON, or a ProtocolError saying whether it was JSON at all."""
-    try:
-        return validate_json(payload)
-    except ValueError as exc:  # pydantic's ValidationError among them
-        not_json = isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
-        raise ProtocolError(f"malformed {name}: {exc}", "bad_json" if not_json else "schema") from exc
+def _refused(name: str, exc: ValueError) -> ProtocolError:
+    """What a validation error is counted under: whether the payload was JSON at all."""
+    not_json = isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
+    return ProtocolError(f"malformed {name}: {exc}", "bad_json" if not_json else "schema")
 
 
 class ModelRef(_Payload):
@@ -131,15 +131,17 @@ class PredictionBatch(_Payload):
         return self
 
 
-_PREDICTIONS: TypeAdapter[Prediction | PredictionBatch] = TypeAdapter(
-    Annotated[Prediction | PredictionBatch, Field(discriminator="schema_")]
-)
-
-
 def decode_predictions(payload: bytes | str) -> Prediction | PredictionBatch:
-    """What the predictions topic carries, either schema; ProtocolError for anything else."""
-    decoded: Prediction | PredictionBatch = _validate(_PREDICTIONS.validate_json, "predictions", payload)
-    return decoded
+    """What the predictions topic carries, either schema; ProtocolError for anything else. A batch is
+    tried first, as it is what devices send; a payload whose `schema` is not 2 is read as schema 1.
+    (A discriminated union would parse every batch into Python objects once more before validating it.)"""
+    try:
+        batch: PredictionBatch = PredictionBatch.__pydantic_validator__.validate_json(payload)
+        return batch
+    except ValueError as exc:  # pydantic's ValidationError among them
+        if not isinstance(exc, ValidationError) or not any(e["loc"] == ("schema",) for e in exc.errors()):
+            raise _refused(PredictionBatch.__name__, exc) from exc
+    return Prediction.decode(payload)
 
 
 def _device_head(schema: int, device_id: str) -> bytes:

@@ -187,8 +187,9 @@ class Publisher:
                 self._error_logged = time.monotonic()
                 log.exception("outbox write failed; %d messages lost so far", self.counts["dropped"])
 
-    def _hand_over(self) -> None:
-        """Give paho the next messages from the outbox, in order, keeping at most WINDOW rows unacknowledged."""
+    def _hand_over(self) -> bool:
+        """Give paho the next messages from the outbox, in order, keeping at most WINDOW rows unacknowledged.
+        True when it gave some: a backlog is being drained."""
         with self._ack_lock:
             mids, self._acked_mids = self._acked_mids, []
             refused, self._refused = self._refused, []
@@ -205,24 +206,27 @@ class Publisher:
         self.counts["acked"] += len(acked)
         room = WINDOW - self._in_flight
         if room <= 0 or not self.connected:
-            return
+            return False
         rows = self.outbox.pending(self._last_handed, room)
-        for message in self._packer.pack(rows, len(rows) < room, time.time(), self._flushing.is_set()):
+        messages = self._packer.pack(rows, len(rows) < room, time.time(), self._flushing.is_set())
+        for message in messages:
             info = self._client.publish(message.topic, message.payload, message.qos)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 log.warning("publish refused (%s); will retry", mqtt.error_string(info.rc))
-                return
+                return False
             self._handed[info.mid] = message.ids
             self._in_flight += len(message.ids)
             self._last_handed = message.ids[-1]
             self.counts["published"] += len(message.ids)
             self.counts["messages"] += 1
+        return bool(messages)
 
     def _run(self) -> None:
+        draining = False
         while not self._stop.is_set() or not self._queue.empty():
             try:
-                self._store(0.02)
-                self._hand_over()
+                self._store(0.0 if draining else 0.02)
+                draining = self._hand_over()
             except Exception:  # a full or broken disk: log, count, back off, carry on
                 self.counts["outbox_errors"] += 1
                 log.exception("publisher loop failed; retrying")

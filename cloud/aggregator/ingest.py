@@ -75,6 +75,7 @@ class Ingest:
         # appended by paho's thread and the checks, taken by the writer: both atomic
         self._pending: deque[tuple[int, int, Any, tuple[str, int] | None]] = deque()
         self._arrived = threading.Event()
+        self._backlog = False  # the last batch was full: more is waiting, take it without waiting
         self._stop = threading.Event()
         self.address = address
         self._client = make_client(address, client_id, manual_ack=True)
@@ -195,7 +196,7 @@ class Ingest:
             self._arrived.clear()
             if not self._pending:
                 return batch, acks
-        if len(self._pending) < self.batch_max:
+        if len(self._pending) < self.batch_max and not self._backlog:
             time.sleep(self.batch_wait_s)
         while self._pending and len(acks) < self.batch_max and len(batch.predictions) < self.batch_max:
             mid, qos, work, held = self._pending.popleft()
@@ -213,6 +214,7 @@ class Ingest:
             else:
                 batch.updates.append(parsed)
         self.metrics.add(messages_in=len(acks))
+        self._backlog = max(len(acks), len(batch.predictions)) >= self.batch_max
         return batch, acks
 
     def _commit(self, batch: writer.Batch) -> None:
