@@ -6,14 +6,11 @@ predictions still arrive within that delay. With a maximum of 1, each goes alone
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from common import protocol
 from edge.outbox import Message
-
-log = logging.getLogger(__name__)
 
 _ENVELOPE_BYTES = 200  # a batch's own keys and the device id, around its items
 
