@@ -1,63 +1,75 @@
-"""Batches across cameras: once any camera's frame is ready, wait a little (at most `wait_s`) for the
-other live cameras' frames, then hand over one frame from every camera that has one, to be classified
-in one inference call. A camera that stopped delivering (gone for STALE_S) is not waited for, so one
-failing camera never holds the others back; each batch takes at most one frame per camera, so a fast
-camera cannot starve a slow one."""
+"""Packing the outbox's predictions into messages. A broker and a cloud pay per message, not per
+prediction: a batch of the predictions ready (several cameras, a high frame rate, a backlog after an
+outage) costs them one. A batch holds up to --batch-max-predictions (and protocol.BATCH_MAX_BYTES);
+a partial one leaves once its oldest prediction has waited --batch-max-delay-ms, so a quiet device's
+predictions still arrive within that delay. With a maximum of 1, each goes alone as schema 1."""
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-from edge.sources.base import Frame, Source
-from edge.sources.capture import Capture
+from common import protocol
+from edge.outbox import Message
 
-log = logging.getLogger(__name__)
-
-STALE_S = 1.0  # a camera without a frame for this long is not waited for
+_ENVELOPE_BYTES = 200  # a batch's own keys and the device id, around its items
 
 
-class Collector:
-    def __init__(self, wait_s: float) -> None:
-        self.captures: list[Capture] = []
-        self.wait_s = wait_s
-        self._cond = threading.Condition()
+@dataclass(frozen=True)
+class Outgoing:
+    """One MQTT message and the outbox rows it carries, removed together when the broker acknowledges it."""
 
-    def add(self, source: Source, loop: bool, name: str) -> Capture:
-        """A capture of `source` (not started) whose frames this collector batches."""
-        capture = Capture(source, loop, f"capture-{name}", self.wake)
-        self.captures.append(capture)
-        return capture
+    topic: str
+    payload: bytes
+    qos: int
+    ids: list[int]
 
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
 
-    @property
-    def ended(self) -> bool:
-        """Every camera's source has ended (files that are not looped) and nothing is left to take."""
-        return all(capture.ended for capture in self.captures)
+class Packer:
+    def __init__(self, device_id: str, max_predictions: int = 100, max_delay_s: float = 0.2) -> None:
+        if not 1 <= max_predictions <= protocol.BATCH_MAX:
+            raise ValueError(f"a batch holds 1 to {protocol.BATCH_MAX} predictions, not {max_predictions}")
+        self.device_id = device_id
+        self.max_predictions = max_predictions
+        self.max_delay_s = max_delay_s
 
-    def _awaited(self, now: float) -> list[Capture]:
-        """The cameras worth waiting for: delivering lately and not ended."""
-        return [c for c in self.captures if now - c.last_put < STALE_S and not c.ended]
+    def pack(self, rows: list[Message], complete: bool, now: float, flush: bool = False) -> list[Outgoing]:
+        """Messages for pending `rows` (in outbox order). `complete`: no row is pending after them, so a
+        partial batch at the end may leave (once its delay is over, or at once when flushing); otherwise
+        it waits for the rows that the read left out."""
+        groups = list(self._groups(rows))
+        if groups and self._partial(groups[-1]):
+            oldest = groups[-1][0].created
+            if not complete or (not flush and now - oldest < self.max_delay_s):
+                groups.pop()
+        return [self._message(group) for group in groups]
 
-    def collect(self, timeout_s: float) -> list[tuple[int, Frame]]:
-        """(camera index, frame) for each camera with a frame; empty when none came within `timeout_s`
-        or every source has ended."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while not any(c.ready for c in self.captures):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self.ended:
-                    return []
-                self._cond.wait(remaining)
-            if self.wait_s > 0 and len(self.captures) > 1:
-                until = time.monotonic() + self.wait_s
-                while not all(c.ready for c in self._awaited(time.monotonic())):
-                    remaining = until - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-        return [(i, frame) for i, capture in enumerate(self.captures) if (frame := capture.take()) is not None]
+    def _groups(self, rows: list[Message]) -> Iterator[list[Message]]:
+        """Consecutive predictions on one topic, up to the count and the bytes; other rows alone."""
+        group: list[Message] = []
+        size = 0
+        for row in rows:
+            fits = len(group) < self.max_predictions and size + len(row.payload) < protocol.BATCH_MAX_BYTES
+            if group and row.seq is not None and group[0].seq is not None and row.topic == group[0].topic and fits:
+                group.append(row)
+                size += len(row.payload) + 1
+                continue
+            if group:
+                yield group
+            group, size = [row], _ENVELOPE_BYTES + len(row.payload)
+        if group:
+            yield group
+
+    def _partial(self, group: list[Message]) -> bool:
+        """A batch that more predictions could join."""
+        return group[0].seq is not None and len(group) < self.max_predictions
+
+    def _message(self, group: list[Message]) -> Outgoing:
+        first = group[0]
+        if first.seq is None:
+            payload = first.payload
+        elif self.max_predictions == 1:
+            payload = protocol.prediction_payload(self.device_id, first.payload)
+        else:
+            payload = protocol.batch_payload(self.device_id, [row.payload for row in group])
+        return Outgoing(first.topic, payload, first.qos, [row.id for row in group])

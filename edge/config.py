@@ -34,7 +34,7 @@ class EdgeConfig(Options):
         "NAME=URI names it (else its index); repeat the flag for several cameras (YAML: `source` or `sources`, "
         "one or a list)",
     )
-    batch_wait_ms: float = Field(
+    camera_wait_ms: float = Field(
         5,
         ge=0,
         le=1000,
@@ -59,6 +59,12 @@ class EdgeConfig(Options):
     state_dir: Path = Field(Path("~/.local/state/edgeloop").expanduser(), description="outbox and sequence numbers")
     outbox_max_messages: int = Field(100_000, ge=1, description="messages kept while the broker is unreachable")
     outbox_max_age_s: float = Field(7 * 86400, gt=0, description="oldest message kept while unreachable")
+    batch_max_predictions: int = Field(
+        100, ge=1, le=protocol.BATCH_MAX, description="predictions packed into one MQTT message (1: each alone)"
+    )
+    batch_max_delay_ms: float = Field(
+        200, ge=0, description="longest a prediction waits for others to fill its message (a full one never waits)"
+    )
     sample_uncertainty: Literal["margin", "entropy", "top1"] = Field(
         "margin",
         description="a frame's confidence: top-1 minus top-2 score, 1 - entropy/log(labels), or the top-1 score",

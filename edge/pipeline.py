@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 
 from common import protocol
-from edge.batching import Collector
 from edge.cameras import Camera
 from edge.classifier import Classifier
 from edge.config import EdgeConfig
+from edge.frame_collector import Collector
 from edge.preview import Preview
 from edge.publisher import Publisher
 from edge.sources.base import Frame
@@ -134,7 +134,7 @@ class Pipeline:
             top_k=scores,
             latency_ms=protocol.Latency(infer=round(infer_ms, 3), total=round(max(total_ms, 0.0), 3)),
         )
-        self.publisher.submit(protocol.PREDICTIONS, prediction.encode(), seq)
+        self.publisher.submit(protocol.PREDICTIONS, prediction.batched(), seq)
         self.total_ms.append(total_ms)
         camera.counts["published"] += 1
         # Offline, a sample could not leave: picking one would spend the rate limit and the near-duplicate

@@ -16,10 +16,11 @@ from common.mqtt import url
 from common.options import add_config_flags, from_args
 from common.signing import Verifier
 from edge.announcements import Gate
-from edge.batching import Collector
+from edge.batching import Packer
 from edge.cameras import Camera
 from edge.classifier import Classifier
 from edge.config import EdgeConfig
+from edge.frame_collector import Collector
 from edge.health import Health
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline, TelemetryReporter
@@ -97,8 +98,9 @@ class Device:
             outbox,
             self.status,
             cfg.keepalive_s,
+            Packer(cfg.device_id, cfg.batch_max_predictions, cfg.batch_max_delay_ms / 1000),
         )
-        self.collector = Collector(cfg.batch_wait_ms / 1000)
+        self.collector = Collector(cfg.camera_wait_ms / 1000)
         several = len(cfg.cameras) > 1
         self.cameras = [
             Camera(name, self.collector.add(create_source(uri), cfg.loop, name), cfg, on_wire=several)

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from edge import batching
-from edge.batching import Collector
+from edge import frame_collector
+from edge.frame_collector import Collector
 from edge.sources.base import EndOfStream, Source
 from tests.support.waiting import wait_for
 
@@ -85,7 +85,7 @@ def test_a_straggler_is_waited_for_at_most_the_bound(collector) -> None:
 
 
 def test_a_camera_that_stopped_delivering_is_not_waited_for(collector, monkeypatch) -> None:
-    monkeypatch.setattr(batching, "STALE_S", 0.05)
+    monkeypatch.setattr(frame_collector, "STALE_S", 0.05)
     batcher, (a, b) = collector("ab", wait_s=2.0)
     a.push(1)
     b.push(1)
