@@ -11,13 +11,13 @@ from collections import Counter
 from common import protocol
 from edge.sources.mjpeg import MJPEGSource
 from tests.support.data import write_video
-from tests.support.device import seqs, start_edge, states
+from tests.support.device import predictions, seqs, start_edge, states
 from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 
 
 def by_camera(recorder) -> Counter:
-    return Counter(json.loads(m.payload)["camera"] for m in recorder.on("/predictions"))
+    return Counter(p["camera"] for p in predictions(recorder))
 
 
 def test_three_cameras_one_drops_and_returns_the_others_run_on(
