@@ -128,9 +128,9 @@ def test_a_backlog_drains_in_batches_each_acknowledged_batch_removing_its_rows(b
         assert [len(_seqs(m.payload)) for m in recorder.on("/predictions")] == [100, 100, 50]
         submitted = time.monotonic()
         publisher.submit(protocol.PREDICTIONS, predicted("cam-1", publisher.next_seq()).batched(), 251)
-        wait_for(lambda: publisher.pending() == 0, 10, "the live prediction")
-        assert time.monotonic() - submitted >= 0.45, "alone, it waited for company up to its delay"
         wait_for(lambda: len(recorder.on("/predictions")) == 4, 10, "the live prediction at the broker")
+        assert time.monotonic() - submitted >= 0.45, "alone, it waited for company up to its delay"
+        wait_for(lambda: publisher.pending() == 0, 10, "the live prediction acknowledged")
         assert sorted(p["seq"] for m in recorder.on("/predictions") for p in unpacked(m.payload)) == list(range(1, 252))
         assert (publisher.counts["acked"], publisher.counts["messages"]) == (251, 4)
     finally:
