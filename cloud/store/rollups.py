@@ -27,27 +27,42 @@ _ADD = """ON CONFLICT (device_id, width, bucket, model_name, model_version, labe
     total_ms_sum = prediction_rollups.total_ms_sum + excluded.total_ms_sum"""
 
 
+MINUTE, TEN = WIDTHS
+_Key = tuple[str, int, str, str, str]  # device_id, bucket, model_name, model_version, label
+
+
 def bucket(ts: float, width: int) -> int:
     """The bucket a capture time falls in: floor(ts / width), exactly as the schema's backfill computes it."""
     return int(ts // width)
 
 
 def add(cur: Cursor, stored: Iterable[Stored]) -> None:
-    """Add rows just stored to their buckets: one upsert per bucket and group, in key order (two
+    """Add rows just stored to their buckets: the tens from the rows, the minutes from the tens (minute
+    m holds tens 6m to 6m + 5 exactly), then one upsert per bucket and group, in key order (two
     instances adding to the same buckets then lock them in the same order)."""
-    groups: dict[tuple[str, int, int, str, str, str], list] = {}
+    tens: dict[_Key, list] = {}
     for device_id, _seq, ts, model_name, model_version, label, score, infer_ms, total_ms in stored:
-        for width in WIDTHS:
-            key = (device_id, width, bucket(ts, width), model_name, model_version, label)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [1, score, int(score < LOW), ts, ts, infer_ms, total_ms]
-            else:
-                group[0] += 1
-                group[1] += score
-                group[2] += score < LOW
-                group[3] = min(group[3], ts)
-                group[4] = max(group[4], ts)
-                group[5] += infer_ms
-                group[6] += total_ms
-    cur.insert_rows(_INSERT, [(*key, *group) for key, group in sorted(groups.items())], _ADD)
+        key = (device_id, int(ts // TEN), model_name, model_version, label)
+        _fold(tens, key, 1, score, int(score < LOW), ts, ts, infer_ms, total_ms)
+    minutes: dict[_Key, list] = {}
+    for (device_id, ten, *group), sums in tens.items():
+        _fold(minutes, (device_id, ten // (MINUTE // TEN), *group), *sums)
+    rows = [(key[0], TEN, *key[1:], *sums) for key, sums in tens.items()]
+    rows += [(key[0], MINUTE, *key[1:], *sums) for key, sums in minutes.items()]
+    cur.insert_rows(_INSERT, sorted(rows), _ADD)
+
+
+def _fold(groups: dict[_Key, list], key, n, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum) -> None:
+    group = groups.get(key)
+    if group is None:
+        groups[key] = [n, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum]
+        return
+    group[0] += n
+    group[1] += score_sum
+    group[2] += low
+    if first_ts < group[3]:
+        group[3] = first_ts
+    if last_ts > group[4]:
+        group[4] = last_ts
+    group[5] += infer_ms_sum
+    group[6] += total_ms_sum

@@ -171,7 +171,7 @@ def main() -> None:
             rate = fleet.fill(per_device[-1] - rows + 1, below)  # older history under what is stored
             below = per_device[-1] - rows
             fleet.catch_up()
-            stored = db.query("SELECT SUM(predictions) FROM devices")[0][0]
+            stored = int(db.query("SELECT SUM(predictions) FROM devices")[0][0])
             result = {"size": size, "stored": stored, "fill_rows_per_s": round(rate),
                       "reads": measure(db, fleet, tmp / "data", args.repeat, stored)}  # fmt: skip
             results.append(result)
