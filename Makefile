@@ -13,10 +13,11 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 # Debian packages the tests and the demo run for real: the MQTT broker, PostgreSQL, Chromium, an RTSP camera
 # (GStreamer's RTSP server, run by the system Python), ffmpeg to encode its H.264 video, and docker-compose
-# (no engine needed) to validate the compose files, and iproute2 (ip, tc) and iptables for the network fault tests.
+# (no engine needed) to validate the compose files, iproute2 (ip, tc) and iptables for the network fault tests, and
+# gettext-base (envsubst) for deploy/mosquitto/jetson-bridge.sh.
 SYSTEM_PACKAGES := mosquitto mosquitto-clients postgresql chromium ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav docker-compose \
-	iproute2 iptables
+	iproute2 iptables gettext-base
 
 install: $(STAMP)
 

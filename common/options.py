@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from common.errors import ConfigError
 
+# A list field whose json_schema_extra holds {REPEATABLE: True}: its flag may be given several times.
+REPEATABLE = "repeatable"
+
 
 class Options(BaseModel):
     """Base of every options model: unknown keys are errors; `a-b` and `a_b` are the same key."""
@@ -50,6 +53,10 @@ def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel]) -> 
         if field.annotation is bool:
             parser.add_argument(
                 *flags, dest=name, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text
+            )
+        elif isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(REPEATABLE):
+            parser.add_argument(
+                *flags, dest=name, action="append", default=argparse.SUPPRESS, metavar=name.upper(), help=help_text
             )
         else:
             parser.add_argument(

@@ -4,18 +4,25 @@ Devices publish under `{prefix}/devices/{device_id}/…`; the cloud announces mo
 `{prefix}/models/{name}`. Payloads are JSON, except samples: a JPEG whose prediction travels in
 the MQTT v5 user property `meta`. WIRE, at the end, is the table of message kinds that publishers,
 subscribers, the broker's ACL and the reference all read. Parsers raise ProtocolError on anything
-malformed, with a reason a long-running service counts before carrying on.
+malformed, with a reason a long-running service counts before carrying on. The predictions topic
+carries one prediction (schema 1) or a batch of them (schema 2): `decode_predictions` reads either.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA = 1
+SCHEMA: Final = 1
+BATCH_SCHEMA: Final = 2
+BATCH_MAX = 1000  # predictions in one batch
+BATCH_MAX_BYTES = 1024 * 1024  # a batch's payload; a device packs fewer predictions rather than exceed it
 DEFAULT_PREFIX = "edgeloop"
 SAMPLE_META_PROPERTY = "meta"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -52,8 +59,13 @@ class _Payload(BaseModel):
             parsed: _Self = cls.__pydantic_validator__.validate_json(payload)  # model_validate_json, less a wrapper
             return parsed
         except ValueError as exc:  # pydantic's ValidationError among them
-            not_json = isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
-            raise ProtocolError(f"malformed {cls.__name__}: {exc}", "bad_json" if not_json else "schema") from exc
+            raise _refused(cls.__name__, exc) from exc
+
+
+def _refused(name: str, exc: ValueError) -> ProtocolError:
+    """What a validation error is counted under: whether the payload was JSON at all."""
+    not_json = isinstance(exc, ValidationError) and any(e["type"] == "json_invalid" for e in exc.errors())
+    return ProtocolError(f"malformed {name}: {exc}", "bad_json" if not_json else "schema")
 
 
 class ModelRef(_Payload):
@@ -71,19 +83,83 @@ class Latency(_Payload):
     total: float = Field(ge=0, description="ms from capture to publish")
 
 
-class Classification(_Payload):
-    """What the model said about one frame: the fields a prediction and a sample's meta share."""
+class FrameResult(_Payload):
+    """What the model said about one frame, and which of the device's cameras saw it: the fields a prediction, a
+    prediction in a batch and a sample's meta share."""
 
-    device_id: str
     seq: int = Field(ge=0, lt=2**63, description="+1 per prediction per device, kept across restarts")
     ts: float = Field(description="the frame's capture time, Unix seconds")
     model: ModelRef
     top_k: list[Score] = Field(min_length=1)
+    camera: str | None = Field(
+        None, pattern=f"^{_ID.pattern}$", description="which of the device's cameras saw the frame; absent: it has one"
+    )
 
 
-class Prediction(Classification):
-    schema_: int = Field(SCHEMA, alias="schema")
+class Classification(FrameResult):
+    device_id: str
+
+
+class BatchedPrediction(FrameResult):
+    """One prediction inside a PredictionBatch, which says once whose it is."""
+
     latency_ms: Latency
+
+
+class Prediction(Classification, BatchedPrediction):
+    """One prediction, sent alone (schema 1)."""
+
+    schema_: Literal[1] = Field(SCHEMA, alias="schema")
+
+    def batched(self) -> bytes:
+        """This prediction encoded as an item of a batch, which `batch_payload` and `prediction_payload` take."""
+        return self.model_dump_json(by_alias=True, exclude_none=True, exclude={"device_id", "schema_"}).encode()
+
+
+class PredictionBatch(_Payload):
+    """Predictions of one device in one message (schema 2): a backlog, several cameras or a high frame
+    rate cost the broker and the cloud one message per batch instead of one per prediction."""
+
+    schema_: Literal[2] = Field(BATCH_SCHEMA, alias="schema")
+    device_id: str
+    predictions: list[BatchedPrediction] = Field(
+        min_length=1, max_length=BATCH_MAX, description=f"1 to {BATCH_MAX}, `seq` strictly increasing"
+    )
+
+    @model_validator(mode="after")
+    def _seq_increases(self) -> PredictionBatch:
+        seqs = [p.seq for p in self.predictions]
+        if any(later <= earlier for earlier, later in itertools.pairwise(seqs)):
+            raise ValueError("seq must increase strictly within a batch")
+        return self
+
+
+def decode_predictions(payload: bytes | str) -> Prediction | PredictionBatch:
+    """What the predictions topic carries, either schema; ProtocolError for anything else. A batch is
+    tried first, as it is what devices send; a payload whose `schema` is not 2 is read as schema 1.
+    (A discriminated union would parse every batch into Python objects once more before validating it.)"""
+    try:
+        batch: PredictionBatch = PredictionBatch.__pydantic_validator__.validate_json(payload)
+        return batch
+    except ValueError as exc:  # pydantic's ValidationError among them
+        if not isinstance(exc, ValidationError) or not any(e["loc"] == ("schema",) for e in exc.errors()):
+            raise _refused(PredictionBatch.__name__, exc) from exc
+    return Prediction.decode(payload)
+
+
+def _device_head(schema: int, device_id: str) -> bytes:
+    return b'{"schema":%d,"device_id":%s,' % (schema, json.dumps(check_id(device_id)).encode())
+
+
+def batch_payload(device_id: str, items: Sequence[bytes]) -> bytes:
+    """A PredictionBatch from predictions already encoded by `Prediction.batched`, joined as they are:
+    a device drains its backlog without parsing it again."""
+    return _device_head(BATCH_SCHEMA, device_id) + b'"predictions":[' + b",".join(items) + b"]}"
+
+
+def prediction_payload(device_id: str, item: bytes) -> bytes:
+    """A Prediction (schema 1) from one encoded by `Prediction.batched`."""
+    return _device_head(SCHEMA, device_id) + item[1:]
 
 
 class SampleMeta(Classification):
@@ -129,6 +205,9 @@ class Telemetry(_Payload):
     fps: float | None = Field(None, ge=0, description="frames classified per second since the start")
     latency_ms: Percentiles | None = Field(None, description="over the last 1000 frames")
     frames: dict[str, int] | None = Field(None, description="captured, dropped, bad, processed, published…")
+    cameras: dict[str, dict[str, float]] | None = Field(
+        None, description="by camera name: fps, frames captured, dropped, bad and reopens, processed, published…"
+    )
     samples: dict[str, int | float] | None = Field(
         None,
         description="samples picked by reason; frames held back (rate_limited, near_duplicate); random_share and "
@@ -179,7 +258,8 @@ class Kind(Generic[P]):
     `{model_name}` is one level, filled in per message and `+` in a subscription. The payload model
     parses the body, or for samples the user property `meta_property` beside a JPEG body. `sender`
     and `receiver` are what the broker's ACL grants: "cloud" is any client with the cloud's
-    credentials (the service, its commands, an operator)."""
+    credentials (the service, its commands, an operator). `batch`, where set, is the model of a message
+    that carries several payloads at once (`decode_predictions` reads either)."""
 
     name: str
     pattern: str
@@ -190,6 +270,7 @@ class Kind(Generic[P]):
     receiver: Party
     meta_property: str | None = None
     last_will: bool = False
+    batch: type[_Payload] | None = None
 
     def decode(self, payload: bytes | str) -> P:
         """The payload parsed by this kind's model; ProtocolError for anything else."""
@@ -199,7 +280,9 @@ class Kind(Generic[P]):
 
 
 # The table:        name, topic below the prefix, QoS, retain, payload model, sender, receiver, [meta property]
-PREDICTIONS = Kind("predictions", "devices/{device_id}/predictions", 1, False, Prediction, "device", "cloud")
+PREDICTIONS = Kind(
+    "predictions", "devices/{device_id}/predictions", 1, False, Prediction, "device", "cloud", batch=PredictionBatch
+)
 SAMPLES = Kind("samples", "devices/{device_id}/samples", 1, False, SampleMeta, "device", "cloud", SAMPLE_META_PROPERTY)
 TELEMETRY = Kind("telemetry", "devices/{device_id}/telemetry", 0, False, Telemetry, "device", "cloud")
 STATUS = Kind("status", "devices/{device_id}/status", 1, True, Status, "device", "cloud", last_will=True)

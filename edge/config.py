@@ -3,22 +3,44 @@ YAML file. Secrets (the broker password) come from the environment, never from e
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from common import protocol
-from common.options import Options
+from common.options import REPEATABLE, Options
 from edge.downloads import origin
 
 # A frame's confidence (0-1) by each measure, under which it goes to samples unless --sample-threshold says.
 UNCERTAINTY_THRESHOLDS = {"margin": 0.2, "entropy": 0.5, "top1": 0.5}
+# `NAME=URI`: a camera's name is an id (no `:` or `/`), so `rtsp://h/s?a=b` is a URI, not a name.
+NAMED_SOURCE = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,63})=(.+)")
+
+
+def camera(source: str, index: int) -> tuple[str, str]:
+    """(name, URI) of one --source: `NAME=URI`, else the camera's index as its name."""
+    match = NAMED_SOURCE.fullmatch(source)
+    return (match.group(1), match.group(2)) if match else (str(index), source)
 
 
 class EdgeConfig(Options):
-    source: str = Field(description="v4l2:///dev/video0, 0, csi://0, rtsp://…, http://… (MJPEG), a file or folder")
+    source: list[str] = Field(
+        min_length=1,
+        json_schema_extra={REPEATABLE: True},
+        description="a camera: v4l2:///dev/video0, 0, csi://0, rtsp://…, http://… (MJPEG), a file or folder; "
+        "NAME=URI names it (else its index); repeat the flag for several cameras (YAML: `source` or `sources`, "
+        "one or a list)",
+    )
+    camera_wait_ms: float = Field(
+        5,
+        ge=0,
+        le=1000,
+        description="with several cameras: how long inference waits, once a frame is ready, for the other live "
+        "cameras' frames to classify them in one batch",
+    )
     model: Path = Field(description="model bundle directory")
     broker: str = Field(
         "mqtt://localhost:1883", description="mqtt://[user@]host[:port] or mqtts://…; password: EDGELOOP_MQTT_PASSWORD"
@@ -37,6 +59,12 @@ class EdgeConfig(Options):
     state_dir: Path = Field(Path("~/.local/state/edgeloop").expanduser(), description="outbox and sequence numbers")
     outbox_max_messages: int = Field(100_000, ge=1, description="messages kept while the broker is unreachable")
     outbox_max_age_s: float = Field(7 * 86400, gt=0, description="oldest message kept while unreachable")
+    batch_max_predictions: int = Field(
+        100, ge=1, le=protocol.BATCH_MAX, description="predictions packed into one MQTT message (1: each alone)"
+    )
+    batch_max_delay_ms: float = Field(
+        200, ge=0, description="longest a prediction waits for others to fill its message (a full one never waits)"
+    )
     sample_uncertainty: Literal["margin", "entropy", "top1"] = Field(
         "margin",
         description="a frame's confidence: top-1 minus top-2 score, 1 - entropy/log(labels), or the top-1 score",
@@ -99,6 +127,34 @@ class EdgeConfig(Options):
         description="scheme://host[:port] the device downloads bundles from; a bundle elsewhere is refused "
         "(default: wherever the signed announcement says)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sources_key(cls, data: Any) -> Any:
+        """YAML's `sources:` list is `source`; a --source flag (merged in as `source`) replaces it."""
+        if isinstance(data, dict) and "sources" in data:
+            data = dict(data)
+            sources = data.pop("sources")
+            data.setdefault("source", sources)
+        return data
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("source")
+    @classmethod
+    def _unique_names(cls, value: list[str]) -> list[str]:
+        names = [camera(source, i)[0] for i, source in enumerate(value)]
+        if twice := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"camera names must differ: {', '.join(twice)} given twice (NAME=URI, or the index)")
+        return value
+
+    @property
+    def cameras(self) -> list[tuple[str, str]]:
+        """(name, URI) of each camera, in the order given."""
+        return [camera(source, i) for i, source in enumerate(self.source)]
 
     @field_validator("device_id")
     @classmethod

@@ -1,9 +1,10 @@
 """The device's health endpoint (`--health-port`), what a container's HEALTHCHECK or a Kubernetes probe
 asks. It listens on every address by default (probes reach the pod's), so it tells nothing a camera saw:
-the age of the last classified frame, whether the broker is connected, and how many messages wait in the
-outbox. 503 once no frame was classified for --health-stall-s (a camera or a pipeline that stopped: a
-restart may help); a broker outage is not unhealthy (the outbox keeps what the device says until the
-broker is back, and a restart would not bring it sooner)."""
+the age of the last classified frame (in all and per camera), whether the broker is connected, and how
+many messages wait in the outbox. 503 once no frame of any camera was classified for --health-stall-s (a
+pipeline that stopped: a restart may help); one camera of several that is down shows in its own frame
+age, not as unhealthy (a restart would not bring it back). A broker outage is not unhealthy either (the
+outbox keeps what the device says until the broker is back, and a restart would not bring it sooner)."""
 
 from __future__ import annotations
 
@@ -45,12 +46,17 @@ class Health:
         if not healthy:
             log.warning("unhealthy: no frame classified for %.0f s", age)
         publisher = self.pipeline.publisher
+        now = time.monotonic()
         return healthy, {
             "status": "healthy" if healthy else "stalled",
             "frame_age_s": round(age, 3),
             "frames": self.pipeline.counts["processed"],
             "broker_connected": publisher.connected,
             "outbox_depth": publisher.pending(),
+            "cameras": {
+                c.name: {"frame_age_s": round(max(now - c.last_frame, 0.0), 3), "frames": c.counts["processed"]}
+                for c in self.pipeline.cameras
+            },
         }
 
     def close(self) -> None:

@@ -2,7 +2,9 @@
 when the broker has acknowledged it. A broker outage (or a restart of the device) therefore loses
 nothing within the bounds; past them the oldest messages are dropped and counted. It also keeps
 the prediction sequence number, so `seq` continues across restarts. A disk nearly full counts as
-a full outbox too: SQLite cannot even delete once the disk is full, so room is made while it still can."""
+a full outbox too: SQLite cannot even delete once the disk is full, so room is made while it still can.
+A prediction is kept as an item of a batch with its `seq` (edge.batching packs them into messages);
+a row without one is a whole message, sent as it is (an outbox written before batching holds those)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +28,22 @@ CREATE TABLE IF NOT EXISTS messages (
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
     qos INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
+    """A row as read back; a tuple, as a drained backlog reads thousands of them a second."""
+
     id: int
     topic: str
     payload: bytes
     qos: int
+    created: float  # Unix seconds, when it was stored
+    seq: int | None  # a prediction's, stored as an item of a batch (Prediction.batched)
 
 
 class Outbox:
@@ -53,20 +59,23 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         self._db.executescript(_SCHEMA)
+        if "seq" not in {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}:
+            self._db.execute("ALTER TABLE messages ADD COLUMN seq INTEGER")  # an outbox from before batching
 
     def counter(self, name: str) -> int:
         with self._lock:
             row = self._db.execute("SELECT value FROM counters WHERE name = ?", (name,)).fetchone()
         return row[0] if row else 0
 
-    def append(self, messages: list[tuple[str, bytes, int]], counters: dict[str, int] | None = None) -> int:
-        """Store messages (and counter values) in one transaction; returns how many old ones were dropped."""
+    def append(self, messages: list[tuple[str, bytes, int, int | None]], counters: dict[str, int] | None = None) -> int:
+        """Store messages (topic, payload, qos, seq or None) and counter values in one transaction; returns
+        how many old ones were dropped."""
         now = time.time()
         with self._lock, self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT INTO messages (topic, payload, qos, created) VALUES (?, ?, ?, ?)",
-                [(topic, payload, qos, now) for topic, payload, qos in messages],
+                "INSERT INTO messages (topic, payload, qos, created, seq) VALUES (?, ?, ?, ?, ?)",
+                [(topic, payload, qos, now, seq) for topic, payload, qos, seq in messages],
             )
             for name, value in (counters or {}).items():
                 self._set(name, value)
@@ -110,16 +119,24 @@ class Outbox:
     def pending(self, after_id: int = 0, limit: int = 1000) -> list[Message]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, topic, payload, qos FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                "SELECT id, topic, payload, qos, created, seq FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
             ).fetchall()
-        return [Message(*row) for row in rows]
+        return [Message._make(row) for row in rows]
 
     def remove(self, ids: list[int]) -> None:
+        """Delete these rows; a batch's are consecutive ids, deleted as one range."""
         if not ids:
             return
+        ranges: list[list[int]] = []
+        for i in sorted(ids):
+            if ranges and i == ranges[-1][1] + 1:
+                ranges[-1][1] = i
+            else:
+                ranges.append([i, i])
         with self._lock, self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+            self._db.executemany("DELETE FROM messages WHERE id BETWEEN ? AND ?", ranges)
 
     def __len__(self) -> int:
         with self._lock:

@@ -1,7 +1,9 @@
 """The device's MQTT side: predictions and samples flow through the outbox to the broker at QoS 1
 and leave the outbox only when acknowledged; status is retained with an `offline` last will;
 telemetry is QoS 0 and skipped (and counted) while disconnected. paho's network thread reconnects
-with backoff and re-sends unacknowledged QoS 1 messages; the outbox covers a restart of the device."""
+with backoff and re-sends unacknowledged QoS 1 messages; the outbox covers a restart of the device.
+Predictions leave in batches (edge.batching): a batch the broker acknowledges removes exactly its
+rows; one cut short by a crash is sent again whole, and the cloud stores each (device, seq) once."""
 
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ import paho.mqtt.client as mqtt
 from common import protocol
 from common.mqtt.client import make_client, publish_properties
 from common.mqtt.url import BrokerAddress
+from edge.batching import Packer
 from edge.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
-WINDOW = 1000  # messages handed to paho and not yet acknowledged
+WINDOW = 10_000  # outbox rows (predictions) handed to paho and not yet acknowledged
 QUEUE_MAX = 100_000  # predictions waiting for the outbox; past it (a stuck disk) new ones are dropped, counted
 SEQ_COUNTER = "seq"
 ERROR_LOG_EVERY_S = 10.0
@@ -35,6 +38,7 @@ class Publisher:
         outbox: Outbox,
         status: Callable[[str], protocol.Status],
         keepalive_s: int = 30,
+        packer: Packer | None = None,
     ) -> None:
         self.address = address
         self.device_id = device_id
@@ -43,19 +47,22 @@ class Publisher:
         self._topics = {
             kind: topics.topic(kind, device_id=device_id) for kind in protocol.WIRE if kind.sender == "device"
         }
-        self._queue: queue.Queue[tuple[str, bytes, int, dict | None]] = queue.Queue(maxsize=QUEUE_MAX)
+        self._packer = packer or Packer(device_id)
+        self._queue: queue.Queue[tuple[str, bytes, int, int | None]] = queue.Queue(maxsize=QUEUE_MAX)
         self._connected = threading.Event()
         self._stop = threading.Event()
+        self._flushing = threading.Event()  # partial batches leave without waiting for their delay
         self._acked_mids: list[int] = []  # appended by paho's thread, drained by ours
-        self._handed: dict[int, int] = {}  # paho mid -> outbox id; only the publisher thread touches it
+        self._handed: dict[int, list[int]] = {}  # paho mid -> outbox ids; only the publisher thread touches it
+        self._in_flight = 0  # outbox rows in self._handed
         self._last_handed = 0
         self._ack_lock = threading.Lock()  # never held while calling into paho (paho calls us under its locks)
         self._seq_lock = threading.Lock()
         self._seq = outbox.counter(SEQ_COUNTER)
         self._error_logged = -ERROR_LOG_EVERY_S
         self.counts = {
-            "published": 0, "acked": 0, "refused": 0, "skipped_offline": 0, "outbox_errors": 0, "dropped": 0,
-            "reconnects": 0,
+            "published": 0, "messages": 0, "acked": 0, "refused": 0, "skipped_offline": 0, "outbox_errors": 0,
+            "dropped": 0, "reconnects": 0,
         }  # fmt: skip
         self._subscriptions_lock = threading.Lock()
         self._refused: list[int] = []  # mids the broker answered with an error reason code
@@ -103,11 +110,10 @@ class Publisher:
         return self._connected.is_set()
 
     def submit(self, kind: protocol.Kind, payload: bytes, seq: int | None = None) -> None:
-        """Queue a message for the outbox (a QoS 1 kind); `seq` marks a prediction, to persist the counter."""
+        """Queue a message for the outbox (a QoS 1 kind); `seq` marks a prediction, given as
+        `Prediction.batched()` for the packer, and persists the counter."""
         try:
-            self._queue.put_nowait(
-                (self._topics[kind], payload, kind.qos, {SEQ_COUNTER: seq} if seq is not None else None)
-            )
+            self._queue.put_nowait((self._topics[kind], payload, kind.qos, seq))
         except queue.Full:
             self.counts["dropped"] += 1
 
@@ -171,12 +177,9 @@ class Publisher:
             pass
         if not batch:
             return
-        counters = {}
-        for *_, counter in batch:
-            if counter:
-                counters.update(counter)
+        seqs = [seq for *_, seq in batch if seq is not None]
         try:
-            self.outbox.append([(t, p, q) for t, p, q, _ in batch], counters)
+            self.outbox.append(batch, {SEQ_COUNTER: max(seqs)} if seqs else None)
         except Exception:
             self.counts["outbox_errors"] += 1
             self.counts["dropped"] += len(batch)
@@ -184,14 +187,16 @@ class Publisher:
                 self._error_logged = time.monotonic()
                 log.exception("outbox write failed; %d messages lost so far", self.counts["dropped"])
 
-    def _hand_over(self) -> None:
-        """Give paho the next messages from the outbox, in order, keeping at most WINDOW unacknowledged."""
+    def _hand_over(self) -> bool:
+        """Give paho the next messages from the outbox, in order, keeping at most WINDOW rows unacknowledged.
+        True when it gave some: a backlog is being drained."""
         with self._ack_lock:
             mids, self._acked_mids = self._acked_mids, []
             refused, self._refused = self._refused, []
         # Every mid handed over earlier is registered by now; others are status, sample or telemetry mids.
-        acked = [self._handed.pop(mid) for mid in mids if mid in self._handed]
-        refused_ids = [self._handed.pop(mid) for mid in refused if mid in self._handed]
+        acked = [i for mid in mids if mid in self._handed for i in self._handed.pop(mid)]
+        refused_ids = [i for mid in refused if mid in self._handed for i in self._handed.pop(mid)]
+        self._in_flight -= len(acked) + len(refused_ids)
         if refused_ids:
             self.counts["refused"] += len(refused_ids)
             log.error("the broker refused %d predictions (ACL or quota?); they stay in the outbox", len(refused_ids))
@@ -199,23 +204,29 @@ class Publisher:
             self._stop.wait(1.0)  # back off before handing them over again
         self.outbox.remove(acked)
         self.counts["acked"] += len(acked)
-        room = WINDOW - len(self._handed)
+        room = WINDOW - self._in_flight
         if room <= 0 or not self.connected:
-            return
-        for message in self.outbox.pending(self._last_handed, room):
+            return False
+        rows = self.outbox.pending(self._last_handed, room)
+        messages = self._packer.pack(rows, len(rows) < room, time.time(), self._flushing.is_set())
+        for message in messages:
             info = self._client.publish(message.topic, message.payload, message.qos)
             if info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
                 log.warning("publish refused (%s); will retry", mqtt.error_string(info.rc))
-                return
-            self._handed[info.mid] = message.id
-            self._last_handed = message.id
-            self.counts["published"] += 1
+                return False
+            self._handed[info.mid] = message.ids
+            self._in_flight += len(message.ids)
+            self._last_handed = message.ids[-1]
+            self.counts["published"] += len(message.ids)
+            self.counts["messages"] += 1
+        return bool(messages)
 
     def _run(self) -> None:
+        draining = False
         while not self._stop.is_set() or not self._queue.empty():
             try:
-                self._store(0.02)
-                self._hand_over()
+                self._store(0.0 if draining else 0.02)
+                draining = self._hand_over()
             except Exception:  # a full or broken disk: log, count, back off, carry on
                 self.counts["outbox_errors"] += 1
                 log.exception("publisher loop failed; retrying")
@@ -227,11 +238,15 @@ class Publisher:
     def flush(self, timeout_s: float) -> bool:
         """Wait until everything queued has been acknowledged (or the timeout passes)."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.pending() == 0 and self.connected:
-                return True
-            time.sleep(0.02)
-        return self.pending() == 0
+        self._flushing.set()
+        try:
+            while time.monotonic() < deadline:
+                if self.pending() == 0 and self.connected:
+                    return True
+                time.sleep(0.02)
+            return self.pending() == 0
+        finally:
+            self._flushing.clear()
 
     def stop(self, flush_s: float = 5.0) -> None:
         """Flush, announce `offline` (retained) and disconnect; what is left stays in the outbox."""

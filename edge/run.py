@@ -16,15 +16,17 @@ from common.mqtt import url
 from common.options import add_config_flags, from_args
 from common.signing import Verifier
 from edge.announcements import Gate
+from edge.batching import Packer
+from edge.cameras import Camera
 from edge.classifier import Classifier
 from edge.config import EdgeConfig
+from edge.frame_collector import Collector
 from edge.health import Health
 from edge.outbox import Outbox
 from edge.pipeline import Pipeline, TelemetryReporter
 from edge.preview import Preview
 from edge.publisher import Publisher
 from edge.sources import create as create_source
-from edge.sources.capture import Capture
 from edge.updates import ModelUpdater, remembered
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ FLUSH_S = 10.0
 
 
 def add_parser(subparsers: SubParsers) -> None:
-    p = subparsers.add_parser("run", help="classify a camera's frames and publish them over MQTT")
+    p = subparsers.add_parser("run", help="classify cameras' frames and publish them over MQTT")
     add_config_flags(p, EdgeConfig)
     p.set_defaults(func=main)
 
@@ -80,7 +82,8 @@ def trust(cfg: EdgeConfig) -> Verifier | None:
 
 
 class Device:
-    """The device's parts wired together: bundle, backend, source, outbox, publisher, pipeline."""
+    """The device's parts wired together: one bundle and backend, a capture per camera, one outbox, one
+    publisher (one MQTT connection), one pipeline batching the cameras' frames."""
 
     def __init__(self, cfg: EdgeConfig) -> None:
         self.cfg = cfg
@@ -95,9 +98,15 @@ class Device:
             outbox,
             self.status,
             cfg.keepalive_s,
+            Packer(cfg.device_id, cfg.batch_max_predictions, cfg.batch_max_delay_ms / 1000),
         )
-        self.capture = Capture(create_source(cfg.source), loop=cfg.loop)
-        self.pipeline = Pipeline(cfg, self.classifier, self.capture, self.publisher)
+        self.collector = Collector(cfg.camera_wait_ms / 1000)
+        several = len(cfg.cameras) > 1
+        self.cameras = [
+            Camera(name, self.collector.add(create_source(uri), cfg.loop, name), cfg, on_wire=several)
+            for name, uri in cfg.cameras
+        ]
+        self.pipeline = Pipeline(cfg, self.classifier, self.cameras, self.collector, self.publisher)
         gate = Gate(cfg.state_dir, verifier, cfg.allow_unsigned_models)
         self.updater = ModelUpdater(
             cfg.state_dir, cfg.backend, self._classifier, self._swap, self.publisher.announce, gate, cfg.group,
@@ -125,21 +134,24 @@ class Device:
         """Classify and publish until `stop` is set or the source ends, then flush and say `offline`."""
         cfg = self.cfg
         if cfg.preview_port is not None:
-            self.pipeline.preview = Preview(cfg.preview_port, cfg.preview_host)
+            self.pipeline.preview = Preview([c.name for c in self.cameras], cfg.preview_port, cfg.preview_host)
         health = None
         if cfg.health_port is not None:
             health = Health(self.pipeline, cfg.health_stall_s, cfg.health_port, cfg.health_host)
         self.updater.start()
         self.publisher.start()
-        self.capture.start()
+        for camera in self.cameras:
+            camera.capture.start()
         TelemetryReporter(self.pipeline, self.cfg.telemetry_interval_s, stop, self.updater.figures).start()
-        log.info("running %s on %s with %s", self.classifier.bundle, self.capture.source, self.classifier.backend.name)
+        sources = ", ".join(f"{c.name}: {c.capture.source}" for c in self.cameras)
+        log.info("running %s on %s with %s", self.classifier.bundle, sources, self.classifier.backend.name)
         try:
             self.pipeline.run(stop)
         finally:
             stop.set()
             self.updater.stop()
-            self.capture.stop()
+            for camera in self.cameras:
+                camera.capture.stop()
             self.publisher.stop(FLUSH_S)
             if self.pipeline.preview is not None:
                 self.pipeline.preview.close()

@@ -130,18 +130,31 @@ class ModelUpdater(threading.Thread):
         except protocol.ProtocolError as exc:
             raise Refused("malformed", str(exc)) from exc
         log.info("model %s %s announced; fetching %s", announced.name, announced.version, redact(announced.url))
-        archive = self.dir / f"{announced.name}-{announced.version}.tar.gz"
+        folder = self.dir / f"{announced.name}-{announced.version}"
+        archive = folder.with_name(f"{folder.name}.tar.gz")
         download(announced.url, archive, announced.sha256, self.origin)
         try:
-            unpacked = bundle.unpack(archive, self.dir / f"{announced.name}-{announced.version}")
+            unpacked = bundle.unpack(archive, folder)
         except bundle.BundleError as exc:
             raise Refused("bad_bundle", str(exc)) from exc
         finally:
             archive.unlink(missing_ok=True)
-        if unpacked.meta.version != announced.version or unpacked.meta.name != announced.name:
-            raise Refused("bad_bundle", f"the bundle is {unpacked.meta.name} {unpacked.meta.version}, not as announced")
-        self.swap(Classifier(unpacked, self.backend))  # loaded and warmed up before the swap
+        try:
+            classifier = self._load(announced, unpacked)
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)  # a model this device refuses is kept nowhere on it
+            raise
+        self.swap(classifier)
         remember(self.state_dir, unpacked.path)
         self.counts["swapped"] += 1
         log.info("now running %s %s", announced.name, announced.version)
         self.report(None)
+
+    def _load(self, announced: protocol.Announcement, unpacked: bundle.Bundle) -> Classifier:
+        """The bundle as announced, loaded and warmed up beside the running model."""
+        if unpacked.meta.version != announced.version or unpacked.meta.name != announced.name:
+            raise Refused("bad_bundle", f"the bundle is {unpacked.meta.name} {unpacked.meta.version}, not as announced")
+        try:
+            return Classifier(unpacked, self.backend)
+        except bundle.BundleError as exc:  # files changed since unpacking, or ops no inference needs
+            raise Refused("bad_bundle", str(exc)) from exc

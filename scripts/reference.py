@@ -25,7 +25,8 @@ from common import protocol  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "reference.md"
-PAYLOADS = [protocol.Prediction, protocol.SampleMeta, protocol.Telemetry, protocol.Status, protocol.Announcement,
+PAYLOADS = [protocol.Prediction, protocol.PredictionBatch, protocol.BatchedPrediction, protocol.SampleMeta,
+            protocol.Telemetry, protocol.Status, protocol.Announcement,
             protocol.RetrainRequest, protocol.ModelRef, protocol.Score, protocol.Latency,
             protocol.Percentiles]  # fmt: skip
 COMMANDS = [("python -m edge run", EdgeConfig), ("python -m cloud serve", ServeConfig),
@@ -46,7 +47,7 @@ def _payload(kind: protocol.Kind) -> str:
         return "JSON, not defined yet"
     if kind.meta_property:
         return f"JPEG; {kind.payload.__name__} in the user property `{kind.meta_property}`"
-    return kind.payload.__name__
+    return kind.payload.__name__ + (f", or a {kind.batch.__name__}" if kind.batch else "")
 
 
 def topics() -> list[str]:

@@ -75,6 +75,7 @@ class Ingest:
         # appended by paho's thread and the checks, taken by the writer: both atomic
         self._pending: deque[tuple[int, int, Any, tuple[str, int] | None]] = deque()
         self._arrived = threading.Event()
+        self._backlog = False  # the last batch was full: more is waiting, take it without waiting
         self._stop = threading.Event()
         self.address = address
         self._client = make_client(address, client_id, manual_ack=True)
@@ -95,7 +96,8 @@ class Ingest:
         props.ReceiveMaximum = RECEIVE_MAXIMUM
         # Larger packets never leave the broker: paho would read each whole into memory before anything here
         # could refuse it. Up to twice the limit they still arrive, to be refused and counted as oversized.
-        props.MaximumPacketSize = 2 * max(self.admission.limits.max_bytes, parse.MAX_JSON_BYTES) + PACKET_HEADROOM
+        largest = max(self.admission.limits.max_bytes, parse.MAX_JSON_BYTES, protocol.BATCH_MAX_BYTES)
+        props.MaximumPacketSize = 2 * largest + PACKET_HEADROOM
         self._client.connect_async(self.address.host, self.address.port, 30, clean_start=False, properties=props)
         self._client.loop_start()
         self._writer.start()
@@ -174,7 +176,10 @@ class Ingest:
                 )
                 return parse.Rejected("retained", topic)
             if kind == protocol.PREDICTIONS.name:
-                return prediction_store.prediction_row(parse.prediction(device_id, payload), received)
+                return [
+                    prediction_store.prediction_row(device_id, p, received)
+                    for p in parse.predictions(device_id, payload)
+                ]
             return parse.device_update(device_id, kind, payload)  # the subscriptions let nothing else in
         except protocol.ProtocolError as refused:  # parse.Rejected too: either names its reason
             return refused
@@ -183,18 +188,17 @@ class Ingest:
             return parse.Rejected("internal", repr(exc)[:200])
 
     def _next_batch(self) -> tuple[writer.Batch, list[tuple[int, int]]]:
-        """Whatever arrives within batch_wait_s of the first message, up to batch_max."""
+        """Whatever arrives within batch_wait_s of the first message, up to batch_max messages or predictions
+        (a message of a batch is taken whole)."""
         batch, acks = writer.Batch(), list[tuple[int, int]]()
         if not self._pending:
             self._arrived.wait(0.2)
             self._arrived.clear()
             if not self._pending:
                 return batch, acks
-        if len(self._pending) < self.batch_max:
+        if len(self._pending) < self.batch_max and not self._backlog:
             time.sleep(self.batch_wait_s)
-        taken = min(len(self._pending), self.batch_max)
-        self.metrics.add(messages_in=taken)
-        for _ in range(taken):
+        while self._pending and len(acks) < self.batch_max and len(batch.predictions) < self.batch_max:
             mid, qos, work, held = self._pending.popleft()
             acks.append((mid, qos))
             parsed = self._parse(*work) if isinstance(work, _Raw) else work
@@ -203,12 +207,14 @@ class Ingest:
                 log.debug("rejected: %s", parsed)
                 if held:
                     self.admission.settle(*held, stored=False)
-            elif type(parsed) is tuple:
-                batch.predictions.append(parsed)
+            elif type(parsed) is list:
+                batch.predictions += parsed
             elif isinstance(parsed, parse.Sample):
                 batch.samples.append(parsed)
             else:
                 batch.updates.append(parsed)
+        self.metrics.add(messages_in=len(acks))
+        self._backlog = max(len(acks), len(batch.predictions)) >= self.batch_max
         return batch, acks
 
     def _commit(self, batch: writer.Batch) -> None:

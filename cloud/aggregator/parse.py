@@ -11,7 +11,7 @@ from typing import Any
 from cloud.options import DEFAULT_SAMPLE_MAX_SIDE
 from common import images, protocol
 
-MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_BYTES = 64 * 1024  # but predictions: protocol.BATCH_MAX_BYTES
 
 
 class Rejected(protocol.ProtocolError):
@@ -46,11 +46,17 @@ def _decode_json(payload: bytes, kind: protocol.Kind[Any]) -> Any:
         raise Rejected(exc.reason, str(exc)) from exc
 
 
-def prediction(device_id: str, payload: bytes) -> protocol.Prediction:
-    parsed = _decode_json(payload, protocol.PREDICTIONS)
+def predictions(device_id: str, payload: bytes) -> list[protocol.BatchedPrediction]:
+    """One prediction (schema 1) or a batch's (schema 2): a batch is taken or rejected whole."""
+    if len(payload) > protocol.BATCH_MAX_BYTES:
+        raise Rejected("oversized", f"{len(payload)} bytes")
+    try:
+        parsed = protocol.decode_predictions(payload)
+    except protocol.ProtocolError as exc:
+        raise Rejected(exc.reason, str(exc)) from exc
     if parsed.device_id != device_id:
         raise Rejected("device_mismatch", f"payload says {parsed.device_id!r} on {device_id!r}'s topic")
-    return parsed
+    return parsed.predictions if isinstance(parsed, protocol.PredictionBatch) else [parsed]
 
 
 def sample(device_id: str, payload: bytes, properties: Any, max_side: int = DEFAULT_SAMPLE_MAX_SIDE) -> Sample:

@@ -110,7 +110,11 @@ def add_bundle(registry: Registry, args: argparse.Namespace, cfg: CloudOptions) 
     if target.exists():
         raise RegistryError(f"{meta.name} {meta.version} is already in the registry")
     shutil.copytree(args.bundle, target)
-    version = registry.add(target, trigger="added by hand")
+    try:
+        version = registry.add(target, trigger="added by hand")
+    except Exception:
+        shutil.rmtree(target)  # nothing of a refused bundle stays: once fixed, it can be added again
+        raise
     if args.promote:
         rollout = _rollout(cfg, registry)
         print(rollout.gate_and_promote(version, dataset_dir(cfg.data_dir, meta.name), GatePolicy()))

@@ -22,6 +22,19 @@ class RegistryError(Exception):
     """An unknown model or version, or a change the registry refuses."""
 
 
+def check_models(loaded: bundle.Bundle) -> None:
+    """The checks a device runs before its runtime reads a model, run before a bundle becomes a version:
+    a model holding ops no inference needs (a file written at load, Python called) is refused here,
+    never packed nor announced, whoever trained it."""
+    from edge.backends import graph_check, tflite_ops  # TensorFlow's protobufs: imported when a bundle comes in
+
+    try:
+        graph_check.check_bundle(loaded)
+        tflite_ops.check(loaded.read(bundle.TFLITE), str(loaded.tflite_path))
+    except bundle.BundleError as exc:
+        raise RegistryError(f"{loaded.meta.name} {loaded.meta.version} is refused: {exc}") from exc
+
+
 class Registry:
     def __init__(self, db: Database, data_dir: Path) -> None:
         self.db = db
@@ -39,6 +52,7 @@ class Registry:
         meta = loaded.meta
         if path.resolve() != self.bundle_dir(meta.name, meta.version).resolve():
             raise RegistryError(f"{path} is not at {self.bundle_dir(meta.name, meta.version)}")
+        check_models(loaded)
         archive = bundle.pack(path, self.archive(meta.name, meta.version))
         images = bundle.training_images(loaded)
         counts = Counter(row["label"] for row in images if row["split"] == "train")

@@ -29,11 +29,11 @@ _RETURNING = f"ON CONFLICT (device_id, seq) DO NOTHING RETURNING {', '.join(roll
 _TOP_K = TypeAdapter(list[protocol.Score])
 
 
-def prediction_row(p: protocol.Prediction, received: float) -> Row:
-    """A prediction as the values it is stored as, taken as soon as it arrives."""
+def prediction_row(device_id: str, p: protocol.BatchedPrediction, received: float) -> Row:
+    """A device's prediction (alone or from a batch) as the values it is stored as, taken as soon as it arrives."""
     best = p.top_k[0]
     top_k = _TOP_K.serializer.to_json(p.top_k).decode()
-    return (p.device_id, p.seq, p.ts, p.model.name, p.model.version, best.label, best.score, top_k,
+    return (device_id, p.seq, p.ts, p.model.name, p.model.version, best.label, best.score, top_k,
             p.latency_ms.infer, p.latency_ms.total, received)  # fmt: skip
 
 

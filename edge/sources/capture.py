@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from edge.sources.base import BadFrame, EndOfStream, Frame, Source
 
@@ -18,15 +19,20 @@ BACKOFF_MAX_S = 10.0
 
 
 class Capture:
-    def __init__(self, source: Source, loop: bool = False) -> None:
+    def __init__(
+        self, source: Source, loop: bool = False, name: str = "capture", on_frame: Callable[[], None] | None = None
+    ) -> None:
+        """`on_frame` is called (outside this capture's lock) after each new frame: a batch collector's wake-up."""
         self.source = source
         self.loop = loop
         self.counts = {"frames": 0, "dropped": 0, "bad_frames": 0, "reopens": 0}
+        self.last_put = float("-inf")  # monotonic time of the last frame captured
+        self._on_frame = on_frame
         self._slot: Frame | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._ended = False
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> Capture:
         self._thread.start()
@@ -47,6 +53,18 @@ class Capture:
             self._cond.notify_all()
             return frame
 
+    def take(self) -> Frame | None:
+        """The newest frame if one is waiting, without blocking."""
+        with self._cond:
+            frame, self._slot = self._slot, None
+            self._cond.notify_all()
+            return frame
+
+    @property
+    def ready(self) -> bool:
+        with self._cond:
+            return self._slot is not None
+
     @property
     def ended(self) -> bool:
         with self._cond:
@@ -61,7 +79,10 @@ class Capture:
                 self.counts["dropped"] += 1
             self._slot = frame
             self.counts["frames"] += 1
+            self.last_put = time.monotonic()
             self._cond.notify_all()
+        if self._on_frame is not None:
+            self._on_frame()
 
     def _open(self) -> bool:
         """Open the source, retrying with backoff until it opens or capture is stopped."""
@@ -108,4 +129,6 @@ class Capture:
             with self._cond:
                 self._ended = True
                 self._cond.notify_all()
+            if self._on_frame is not None:
+                self._on_frame()  # a collector waiting on this capture learns it ended
             log.info("capture of %s ended: %s", self.source, self.counts)

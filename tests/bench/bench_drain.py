@@ -38,10 +38,10 @@ from tests.support.fleet import Publisher  # noqa: E402
 GROUP = "bench"
 
 
-def queue_backlog(broker: Mosquitto, n: int) -> float:
+def queue_backlog(broker: Mosquitto, n: int, per_message: int = 1) -> float:
     start = time.perf_counter()
     fleet = Publisher(broker.port, client_id="bench-fleet")
-    fleet.send_predictions("cam-1", range(1, n + 1))
+    fleet.send_predictions("cam-1", range(1, n + 1), per_message=per_message)
     fleet.close()
     return n / (time.perf_counter() - start)
 
@@ -104,9 +104,10 @@ def _instance(broker_url: str, db_url: str, data_dir: str, client_id: str, ready
     ingest.stop()
 
 
-def aggregator_drain(broker: Mosquitto, n: int, tmp: Path, instances: int) -> float:
-    """Committed messages/s of `instances` aggregator processes sharing one subscription."""
-    db_url = f"sqlite:///{tmp / f'bench-{instances}.db'}"
+def aggregator_drain(broker: Mosquitto, n: int, tmp: Path, instances: int, per_message: int = 1) -> float:
+    """Committed predictions/s of `instances` aggregator processes sharing one subscription, the
+    predictions queued `per_message` to a message."""
+    db_url = f"sqlite:///{tmp / f'bench-{instances}-{per_message}.db'}"
     db = connect(db_url)  # migrated once, before the instances race for it
     ctx = multiprocessing.get_context("spawn")
     go, stop = ctx.Event(), ctx.Event()
@@ -120,7 +121,7 @@ def aggregator_drain(broker: Mosquitto, n: int, tmp: Path, instances: int) -> fl
         proc.start()
     for ready in readies:
         ready.wait(60)
-    queue_backlog(broker, n)
+    queue_backlog(broker, n, per_message)
     start = time.perf_counter()
     go.set()
     while db.query("SELECT COUNT(*) FROM predictions")[0][0] < n:

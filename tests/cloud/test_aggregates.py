@@ -30,6 +30,7 @@ def predictions(device_id: str, labels, start: float, first_seq: int = 1, versio
     infer = infer or [1.0] * len(labels)
     return [
         prediction_row(
+            device_id,
             protocol.Prediction(
                 device_id=device_id,
                 seq=first_seq + i,

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -17,6 +17,7 @@ from paho.mqtt.properties import Properties
 from cloud.aggregator import parse
 from common import protocol
 from tests.support.data import encode_jpeg, synthetic_image
+from tests.support.fleet import batch
 from tests.support.fuzz import FUZZ, JSON_VALUES, jpeg_claiming, mutations, objects_like
 from tests.support.samples import sample_properties
 
@@ -30,6 +31,7 @@ META = protocol.SampleMeta(
     top_k=[protocol.Score(label="daisy", score=0.3)],
     reason="low_confidence",
 )
+BATCH = batch("cam-1", [7, 8, 9])
 PREDICTION = protocol.Prediction(
     device_id="cam-1", seq=7, ts=1.25, model=META.model, top_k=META.top_k, latency_ms=protocol.Latency(infer=2, total=4)
 ).encode()
@@ -51,10 +53,22 @@ def _parsed_or_rejected(parse_one, *args):
     | objects_like(list(json.loads(PREDICTION))).map(lambda value: json.dumps(value).encode())
 )
 @example(payload=b"[" * 100_000)
-@example(payload=b" " * (parse.MAX_JSON_BYTES + 1))
+@example(payload=b" " * (protocol.BATCH_MAX_BYTES + 1))
 def test_predictions_parse_or_are_rejected(payload: bytes) -> None:
-    parsed = _parsed_or_rejected(parse.prediction, "cam-1", payload)
-    assert parsed is None or parsed.device_id == "cam-1"
+    parsed = _parsed_or_rejected(parse.predictions, "cam-1", payload)
+    assert parsed is None or parsed == [protocol.Prediction.decode(payload)]
+
+
+@settings(FUZZ, max_examples=100)
+@given(payload=mutations(BATCH) | objects_like(list(json.loads(BATCH))).map(lambda value: json.dumps(value).encode()))
+@example(payload=BATCH.replace(b'"seq":8', b'"seq":7'))
+@example(payload=batch("someone-else", [1, 2]))
+def test_batches_parse_whole_or_are_rejected_whole(payload: bytes) -> None:
+    parsed = _parsed_or_rejected(parse.predictions, "cam-1", payload)
+    if parsed is not None:
+        seqs = [p.seq for p in parsed]
+        assert 1 <= len(seqs) <= protocol.BATCH_MAX
+        assert seqs == sorted(set(seqs))
 
 
 def _properties(user: list[tuple[str, str]]) -> Properties:

@@ -15,7 +15,7 @@ from cloud.api.app import create_app
 from cloud.store import connect
 from common import protocol
 from common.mqtt import url
-from tests.support.fleet import Publisher, prediction
+from tests.support.fleet import Publisher, batch, prediction
 from tests.support.samples import sample_properties
 from tests.support.waiting import wait_for
 
@@ -60,6 +60,33 @@ def test_stored_once_with_duplicates_and_gaps_counted(broker, aggregator) -> Non
     assert "edgeloop_duplicates_total 51" in metrics
 
 
+def test_batches_are_stored_once_per_seq_and_a_malformed_one_is_rejected_whole(broker, aggregator) -> None:
+    ingest, api = aggregator
+    topic = protocol.Topics().predictions("cam-1")
+    fleet = Publisher(broker.port)
+    fleet.send_predictions("cam-1", range(1, 301), per_message=100)
+    fleet.send_predictions("cam-1", range(251, 350), per_message=99)  # overlaps: 50 stored already, 49 new
+    fleet.send_predictions("cam-1", range(1, 101), per_message=100)  # a whole batch again, after a device's crash
+    fleet.send(topic, prediction("cam-1", 350)).wait_for_publish(10)  # schema 1 still goes
+    fleet.send_predictions("cam-2", [*range(1, 51), *range(61, 101)], per_message=30)  # ten lost on the way
+    for payload in (
+        batch("cam-1", [400, 401]).replace(b'"seq":401', b'"seq":399'),  # seq not increasing
+        batch("cam-1", [402, 403]).replace(b'"score":0.9', b'"score":7', 1),  # one bad prediction
+        batch("someone-else", [404, 405]),
+        b"x" * (protocol.BATCH_MAX_BYTES + 1),
+    ):
+        fleet.send(topic, payload).wait_for_publish(10)
+    fleet.close()
+    wait_for(lambda: ingest.metrics.counts["messages_in"] >= 13, 30, "every message")
+    wait_for(lambda: ingest.metrics.counts["stored"] + ingest.metrics.counts["duplicates"] >= 590, 30, "ingest")
+    assert (ingest.metrics.counts["stored"], ingest.metrics.counts["duplicates"]) == (440, 150)
+    assert dict(ingest.metrics.rejected) == {"schema": 2, "device_mismatch": 1, "oversized": 1}
+    devices = {d["device_id"]: d for d in api.get("/api/devices").json()}
+    assert (devices["cam-1"]["predictions"], devices["cam-1"]["missing"]) == (350, 0), "nothing of a rejected batch"
+    assert (devices["cam-2"]["predictions"], devices["cam-2"]["missing"]) == (90, 10)
+    assert "edgeloop_duplicates_total 150" in api.get("/metrics").text
+
+
 def test_samples_are_verified_and_filed_by_content(broker, aggregator, tmp_path) -> None:
     ingest, api = aggregator
     _, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
@@ -97,7 +124,7 @@ def test_hostile_payloads_are_rejected_by_reason_and_valid_ones_stored(broker, a
         (valid, b'{"seq": "seven"}', None, "schema"),
         (valid, prediction("cam-1", 1).replace(b'"score":0.9', b'"score":7'), None, "schema"),
         (valid, prediction("someone-else", 1), None, "device_mismatch"),
-        (valid, b"x" * 70_000, None, "oversized"),
+        (topics.telemetry("cam-1"), b"x" * 70_000, None, "oversized"),
         ("edgeloop/devices/../predictions", prediction("cam-1", 1), None, "bad_topic"),
         (topics.status("cam-1"), b'{"state": "hacked", "ts": 1}', None, "schema"),
         (topics.samples("cam-1"), b"\xff\xd8 not really a jpeg \xff\xd9", sample_properties(good_meta), "bad_image"),

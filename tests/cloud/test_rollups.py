@@ -40,6 +40,7 @@ BATCHES = st.lists(st.lists(PREDICTION, min_size=1, max_size=30), min_size=1, ma
 
 def row(device_id: str, seq: int, ts: float, label: str, score: float, version: str) -> tuple:
     return prediction_row(
+        device_id,
         protocol.Prediction(
             device_id=device_id, seq=seq, ts=ts, model=protocol.ModelRef(name="flowers", version=version),
             top_k=[protocol.Score(label=label, score=score)],

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from cloud.registry.versions import check_models
 from cloud.retrain import architectures
 from cloud.retrain.config import RetrainConfig
 from cloud.retrain.distortions import make_distorter
@@ -90,6 +91,7 @@ def test_fine_tuning_changes_only_the_top_of_the_base(tiny_images, tiny_flags, t
     changed = {name for name, value in before.items() if name in exported and not np.allclose(exported[name], value)}
     assert changed == {"conv_pw_13/kernel"}
     assert trained.meta.metrics.tflite.agreement == 1.0
+    check_models(trained)  # a fine-tuned export holds only ops the registry and the devices allow
 
 
 @pytest.mark.slow  # a training and a quantized export each
@@ -104,3 +106,4 @@ def test_quantized_export_is_smaller_and_measured(tiny_images, tiny_flags, tiny_
     assert exported.agreement >= 0.8
     frames = np.zeros((2, 128, 128, 3), np.uint8)
     assert create("tflite", trained).predict(frames).shape == (2, 3)
+    check_models(trained)  # quantized kernels are builtin ops: devices and the registry take them

@@ -35,6 +35,7 @@ def finished_job(jobs: Jobs, started_ago_s: float) -> None:
 
 def prediction(seq: int, ts: float, score: float):
     return prediction_store.prediction_row(
+        "cam-1",
         protocol.Prediction(
             device_id="cam-1", seq=seq, ts=ts, model=protocol.ModelRef(name="colours", version="1"),
             top_k=[protocol.Score(label="red", score=score)], latency_ms=protocol.Latency(infer=1, total=1),

@@ -76,9 +76,13 @@ def test_jetson_compose_gives_the_runtime_the_gpu_camera_jtop_and_a_bridged_brok
     assert targets["/run/jtop.sock"] == "/run/jtop.sock"
     assert "/opt/edgeloop/bundle/.cache" in targets, "the TF-TRT engines live on a volume"
     run = options(edge["command"])
-    assert (run.device_id, run.source, run.broker) == ("cam-7", "csi://0", "mqtt://cam-7@mosquitto:1883")
+    assert (run.device_id, run.source, run.broker) == ("cam-7", ["csi://0"], "mqtt://cam-7@mosquitto:1883")
     assert edge["environment"]["EDGELOOP_MQTT_PASSWORD"] == "test-edgeloop_local_password", "the local one"
-    assert {"/mosquitto/config/passwd", "/mosquitto/config/acl"} <= set(mounts(config["services"]["mosquitto"]))
+    broker = mounts(config["services"]["mosquitto"])
+    assert {"/mosquitto/config/passwd", "/mosquitto/config/acl"} <= set(broker)
+    assert broker["/mosquitto/config/mosquitto.conf"].endswith("/deploy/mosquitto/jetson.conf"), "the tracked one"
+    bridge = next(t for t, s in broker.items() if s.endswith("/secrets/bridge.conf"))
+    assert f"include_dir {Path(bridge).parent}" in (ROOT / "deploy/mosquitto/jetson.conf").read_text().splitlines()
     assert targets[str(run.trusted_key)].endswith("/secrets/registry.pub"), "the device runs only signed models"
     assert run.model_origin == "https://edgeloop.example.org:443"
     assert not any("registry.key" in source for source in targets.values()), "the private key stays in the cloud"

@@ -5,6 +5,8 @@ bridged to it, storing and forwarding across a cloud outage. tests/security/ has
 from __future__ import annotations
 
 import ssl
+import stat
+import subprocess
 
 import pytest
 from paho.mqtt.reasoncodes import ReasonCode
@@ -13,15 +15,19 @@ from common import protocol
 from tests.support.certs import make_certs
 from tests.support.mosquitto_configs import (
     AGGREGATOR,
+    BRIDGE,
     CLOUD_PASSWORDS,
     CONFIGS,
     JETSON_PASSWORDS,
     PASSWORDS,
+    localize,
     start,
     start_cloud,
     start_jetson,
+    write_bridge,
 )
 from tests.support.mqtt_client import Client
+from tests.support.ports import free_port
 from tests.support.waiting import wait_for
 
 NOT_AUTHORIZED = 0x87
@@ -179,3 +185,42 @@ def test_the_jetson_broker_stores_and_forwards_across_a_cloud_outage(cloud, tmp_
         assert [int(m.payload) for m in aggregator.received(predictions)] == list(range(500))
     finally:
         jetson.stop()
+
+
+def test_the_bridge_script_writes_a_private_file_and_never_shows_the_password(tmp_path):
+    password = "p&a\\s/s w$x${EDGELOOP_DEVICE_ID}"  # what sed or a shell would mangle
+    written = write_bridge(tmp_path / "bridge.conf", "cam-7", "broker.example.org:8883", password)
+    assert written.returncode == 0, written.stderr
+    assert password not in written.stdout + written.stderr
+    assert stat.S_IMODE((tmp_path / "bridge.conf").stat().st_mode) == 0o600
+    text = (tmp_path / "bridge.conf").read_text()
+    lines = text.splitlines()
+    assert f"remote_password {password}" in lines
+    for line in ("address broker.example.org:8883", "remote_username cam-7", "topic edgeloop/devices/cam-7/# out 1"):
+        assert line in lines
+    assert "${EDGELOOP_" not in text.replace(password, ""), "every placeholder filled in"
+
+
+@pytest.mark.parametrize(
+    ("device_id", "address", "password"),
+    [("cam/7", "broker:8883", "secret"), ("cam-7", "broker", "secret"), ("cam-7", "broker:8883", " padded"),
+     ("cam-7", "broker:8883", "")],
+    ids=["device id with a slash", "no port", "blank around the password", "no password"],
+)  # fmt: skip
+def test_the_bridge_script_refuses_what_would_make_a_broken_bridge(tmp_path, device_id, address, password):
+    written = write_bridge(tmp_path / "bridge.conf", device_id, address, password)
+    assert written.returncode == 2
+    assert not (tmp_path / "bridge.conf").exists()
+
+
+@pytest.mark.parametrize("bridge", ["missing", "a folder"])
+def test_the_jetson_broker_refuses_to_start_unbridged(tmp_path, bridge):
+    """No bridge file, or the folder Docker mounts in place of a missing file: an error, not a lone broker."""
+    if bridge == "a folder":
+        (tmp_path / BRIDGE).mkdir(parents=True)
+    (tmp_path / "jetson.conf").write_text(localize("jetson.conf", tmp_path, {1883: free_port()}))
+    started = subprocess.run(
+        ["mosquitto", "-c", str(tmp_path / "jetson.conf")], capture_output=True, text=True, timeout=10
+    )
+    assert started.returncode != 0
+    assert f"{tmp_path / BRIDGE.parent}" in started.stderr

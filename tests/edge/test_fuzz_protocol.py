@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from common import protocol
@@ -21,6 +21,18 @@ PREDICTIONS = st.builds(
     protocol.Prediction,
     **COMMON,
     latency_ms=st.builds(protocol.Latency, infer=st.floats(0, 1e9), total=st.floats(0, 1e9)),
+)
+ITEMS = st.builds(
+    protocol.BatchedPrediction,
+    **{k: v for k, v in COMMON.items() if k != "device_id"},
+    latency_ms=st.builds(protocol.Latency, infer=st.floats(0, 1e9), total=st.floats(0, 1e9)),
+)
+BATCHES = st.builds(
+    protocol.PredictionBatch,
+    device_id=IDS,
+    predictions=st.lists(ITEMS, min_size=1, max_size=8, unique_by=lambda p: p.seq).map(
+        lambda items: sorted(items, key=lambda p: p.seq)
+    ),
 )
 SAMPLE_METAS = st.builds(protocol.SampleMeta, **COMMON, reason=st.sampled_from(["low_confidence", "random"]))
 STATUSES = st.builds(
@@ -78,6 +90,22 @@ def test_objects_with_the_expected_keys_decode_or_raise_protocol_error(
 @given(data=st.data())
 def test_mutated_predictions_decode_or_raise_protocol_error(data: st.DataObject) -> None:
     _decodes_or_refuses(protocol.Prediction, data.draw(mutations(data.draw(PREDICTIONS).encode())))
+
+
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_batches_packed_from_items_are_the_batch_or_refused_whole_when_mangled(data: st.DataObject) -> None:
+    batch = data.draw(BATCHES)
+    payload = protocol.batch_payload(batch.device_id, [p.model_dump_json().encode() for p in batch.predictions])
+    assert protocol.decode_predictions(payload) == batch
+    try:
+        decoded = protocol.decode_predictions(data.draw(mutations(payload)))
+    except protocol.ProtocolError:
+        return
+    if isinstance(decoded, protocol.PredictionBatch):
+        seqs = [p.seq for p in decoded.predictions]
+        assert 1 <= len(seqs) <= protocol.BATCH_MAX
+        assert seqs == sorted(set(seqs))
 
 
 @FUZZ

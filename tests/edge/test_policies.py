@@ -4,7 +4,7 @@ import sys
 import types
 
 from edge import telemetry
-from edge.pipeline import PublishPolicy
+from edge.cameras import PublishPolicy
 
 
 def test_every_frame() -> None:

@@ -61,6 +61,53 @@ def test_malformed_predictions_are_protocol_errors(payload: bytes) -> None:
         protocol.Prediction.decode(payload)
 
 
+def _batch(seqs, **changes) -> dict:
+    items = [{k: v for k, v in _prediction(seq=seq).items() if k not in ("schema", "device_id")} for seq in seqs]
+    return {"schema": 2, "device_id": "cam-1", "predictions": items} | changes
+
+
+def test_a_batch_is_its_predictions_with_the_designed_keys() -> None:
+    singles = [protocol.Prediction.decode(json.dumps(_prediction(seq=seq))) for seq in (7, 8, 12)]
+    payload = protocol.batch_payload("cam-1", [p.batched() for p in singles])
+    assert json.loads(payload) == _batch([7, 8, 12])
+    batch = protocol.decode_predictions(payload)
+    assert isinstance(batch, protocol.PredictionBatch)
+    assert [protocol.Prediction(device_id="cam-1", **dict(p)) for p in batch.predictions] == singles
+    assert protocol.decode_predictions(protocol.prediction_payload("cam-1", singles[0].batched())) == singles[0]
+    assert protocol.decode_predictions(json.dumps(_prediction())) == singles[0].model_copy(update={"seq": 7})
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        _batch([]),
+        _batch(range(1, protocol.BATCH_MAX + 2)),
+        _batch([3, 3]),
+        _batch([4, 3]),
+        _batch([1, 2], schema=3),
+        _batch([1, 2], predictions={"seq": 1}),
+        {k: v for k, v in _batch([1]).items() if k != "device_id"},
+        _batch([1]) | {"predictions": [_batch([1])["predictions"][0] | {"top_k": []}]},
+        _prediction(schema=2),
+    ],
+    ids=[
+        "empty",
+        "too-many",
+        "seq-repeated",
+        "seq-back",
+        "schema-3",
+        "not-a-list",
+        "no-device",
+        "bad-item",
+        "single-as-schema-2",
+    ],
+)
+def test_malformed_batches_are_refused_whole(batch: dict) -> None:
+    with pytest.raises(protocol.ProtocolError) as refused:
+        protocol.decode_predictions(json.dumps(batch))
+    assert refused.value.reason == "schema"
+
+
 def test_announcement_needs_a_sha256() -> None:
     good = {"name": "f", "version": "2", "url": "http://x/f/2.tar.gz", "sha256": "a" * 64, "created": "now",
             "serial": 1, "expires": "2030-01-01T00:00:00Z"}  # fmt: skip

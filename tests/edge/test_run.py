@@ -41,6 +41,7 @@ def test_seq_continues_across_restarts(tiny_bundle, video, broker, recorder, tmp
         assert edge.wait(60) == 0
     wait_for(lambda: len(seqs(recorder)) >= 80, 10, "80 predictions")
     assert sorted(seqs(recorder)) == list(range(1, 81))
+    assert not any("camera" in json.loads(m.payload) for m in recorder.on("/predictions")), "one camera: not named"
     assert states(recorder) == ["online", "offline", "online", "offline"]
 
 
@@ -95,8 +96,8 @@ def test_live_preview_on_loopback_and_a_health_check_without_pictures(
         assert (listening[port], listening[health]) == ("127.0.0.1", "0.0.0.0"), "the camera only on loopback"
         page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
         assert page.headers["X-Frame-Options"] == "DENY"
-        assert b'<img src="/stream.mjpg"' in page.read()
-        stream = MJPEGSource(f"http://127.0.0.1:{port}/stream.mjpg")
+        assert b'<img src="/camera/0/stream.mjpg"' in page.read(), "one camera, named by its index"
+        stream = MJPEGSource(f"http://127.0.0.1:{port}/camera/0/stream.mjpg")
         stream.open()
         frames = [stream.read() for _ in range(3)]
         stream.close()
@@ -108,7 +109,8 @@ def test_live_preview_on_loopback_and_a_health_check_without_pictures(
     label = frames[0][5:45, 5:200]  # white text, through JPEG: near white, not exactly 255
     assert (label > 220).all(axis=-1).sum() > 20, "the label is drawn in white"
     assert (answer.status, answer.headers["Content-Type"]) == (200, "application/json")
-    assert set(report) == {"status", "frame_age_s", "frames", "broker_connected", "outbox_depth"}
+    assert set(report) == {"status", "frame_age_s", "frames", "broker_connected", "outbox_depth", "cameras"}
+    assert list(report["cameras"]) == ["0"]
     assert (report["status"], report["broker_connected"]) == ("healthy", True)
     assert 0 <= report["frame_age_s"] < 5
     assert report["frames"] > 0

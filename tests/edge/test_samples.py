@@ -132,7 +132,7 @@ def test_the_pipeline_gives_the_sampler_each_model_s_training_labels(tiny_bundle
     device = Device(EdgeConfig(source=str(video), model=tiny_bundle, device_id="cam-1", state_dir=tmp_path,
                                trusted_key=trusted))  # fmt: skip
     meta = device.classifier.bundle.meta
-    drift = device.pipeline.sampler.drift
+    drift = device.cameras[0].sampler.drift
     trained = np.array([meta.images.per_label[label] for label in meta.labels])
     assert drift.expected == pytest.approx(trained / trained.sum())
 

@@ -1,7 +1,5 @@
 """Sources by URI, and capture: newest frame, every frame of a file, bad frames, reopening."""
 
-import shutil
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -136,39 +134,6 @@ def test_a_live_source_hands_over_the_newest_frame_and_counts_the_dropped(camera
     capture.stop()
     assert frame is not None
     assert capture.counts["dropped"] >= 5
-
-
-@pytest.fixture
-def rtsp_camera(tmp_path: Path):
-    if (
-        not shutil.which("ffmpeg")
-        or subprocess.run(
-            ["/usr/bin/python3", "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"], capture_output=True
-        ).returncode
-    ):
-        pytest.skip("GStreamer's RTSP server or ffmpeg is not installed (make test installs them)")
-    avi = write_video(tmp_path / "v.avi", frames=60)
-    mp4 = tmp_path / "v.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-i",
-            str(avi),
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            "30",
-            str(mp4),
-        ],
-        check=True,
-    )
-    camera = RTSPCamera(mp4).start()
-    yield camera
-    camera.stop()
 
 
 def test_an_rtsp_stream_that_stops_is_reopened(rtsp_camera: RTSPCamera) -> None:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.faults import RATE, Aggregator, paced, recovery, stored
+from tests.support.faults import PER_MESSAGE, RATE, Aggregator, paced, recovery, stored
 from tests.support.fleet import Publisher
 
 DEVICES = 3
@@ -26,7 +26,8 @@ def test_aggregator_sigkilled_repeatedly_while_a_fleet_publishes(kills, broker, 
     fleets = [Publisher(broker.port, client_id=f"fleet-{device}") for device in progress]
     senders = [
         threading.Thread(
-            target=fleet.send_predictions, args=(device, paced(range(1, per_device + 1), progress, device))
+            target=fleet.send_predictions,
+            args=(device, paced(range(1, per_device + 1), progress, device), None, PER_MESSAGE),
         )
         for fleet, device in zip(fleets, progress, strict=True)
     ]

@@ -8,7 +8,7 @@ import time
 import psycopg
 import pytest
 
-from tests.support.faults import Aggregator, paced, recovery
+from tests.support.faults import PER_MESSAGE, Aggregator, paced, recovery
 from tests.support.fleet import Publisher
 
 DEVICES = 2
@@ -29,7 +29,8 @@ def test_postgres_restarted_while_the_aggregator_ingests(down_s, postgres, broke
     fleet = Publisher(broker.port, client_id="fleet")
     senders = [
         threading.Thread(
-            target=fleet.send_predictions, args=(device, paced(range(1, per_device + 1), progress, device))
+            target=fleet.send_predictions,
+            args=(device, paced(range(1, per_device + 1), progress, device), None, PER_MESSAGE),
         )
         for device in progress
     ]

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,52 +18,16 @@ from common import bundle, signing
 from edge.config import EdgeConfig
 from edge.run import trust
 from tests.support.broker import Mosquitto, Recorder
+from tests.support.bundle_server import MARKER, BundleServer
 from tests.support.cli import run_cli
 from tests.support.data import write_video
 from tests.support.device import start_edge, versions
 from tests.support.keys import registry_keys
-from tests.support.ports import free_port
 from tests.support.processes import terminate
 from tests.support.updates import announce, announcement, publish, version_of
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.services
-
-MARKER = b"MARKER-what-the-server-sent-" * 8
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        server: BundleServer = self.server  # type: ignore[assignment]
-        server.requests.append(self.path)
-        if self.path in server.redirects:
-            self.send_response(302)
-            self.send_header("Location", server.redirects[self.path])
-            self.end_headers()
-            return
-        body = server.files.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.end_headers()
-        self.wfile.write(MARKER if body is None else body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-class BundleServer(ThreadingHTTPServer):
-    """Serves `files` by path, answers 302 for `redirects`, 404 with MARKER otherwise; records each request."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", free_port()), _Handler)
-        self.files: dict[str, bytes] = {}
-        self.redirects: dict[str, str] = {}
-        self.requests: list[str] = []
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    def add(self, path: str, body: bytes) -> tuple[str, str]:
-        self.files[path] = body
-        return f"{self.url}{path}", hashlib.sha256(body).hexdigest()
 
 
 class Fleet:

@@ -19,36 +19,11 @@ from edge import backends
 from edge.backends import graph_check, tflite_ops
 from tests.support.broker import Mosquitto
 from tests.support.device import run_edge
+from tests.support.hostile_models import hostile_bundle
 
 
 def _copy(tiny_bundle: Path, to: Path) -> Path:
     return Path(shutil.copytree(tiny_bundle, to))
-
-
-class _WritesAtLoad(tf.saved_model.experimental.TrackableResource):
-    """A resource whose initializer TensorFlow's loader runs: it writes a file."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = str(path)
-        super().__init__()
-
-    def _create_resource(self):
-        return tf.raw_ops.VarHandleOp(dtype=tf.int32, shape=[], shared_name="")
-
-    def _initialize(self):
-        tf.io.write_file(self._path, "written when the model was loaded")
-
-
-class _Hostile(tf.Module):
-    def __init__(self, at_load: Path, at_serve: Path) -> None:
-        super().__init__()
-        self.resource = _WritesAtLoad(at_load)
-        self._at_serve = str(at_serve)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, 128, 128, 3], tf.uint8, name="image")])
-    def serve(self, image):
-        tf.io.write_file(self._at_serve, "written by the serving function")
-        return {"final_result": tf.nn.softmax(tf.reduce_mean(tf.cast(image, tf.float32), axis=[1, 2]))}
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +32,7 @@ def hostile(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     graph check can refuse it. Returns the bundle and the files it would write."""
     root = tmp_path_factory.mktemp("hostile")
     markers = [root / "written-at-load", root / "written-at-serve"]
-    path = _copy(tiny_bundle, root / "bundle")
-    shutil.rmtree(path / bundle.SAVED_MODEL)
-    module = _Hostile(*markers)
-    tf.saved_model.save(module, str(path / bundle.SAVED_MODEL), signatures={"serving_default": module.serve})
-    bundle.write_meta(path, bundle.read_meta(path))
-    return path, markers
+    return hostile_bundle(tiny_bundle, root / "bundle", *markers), markers
 
 
 def test_a_savedmodel_that_writes_files_is_refused_before_tensorflow_loads_it(hostile, monkeypatch) -> None:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from common import protocol
 from tests.support.broker import Mosquitto, Recorder
 from tests.support.keys import registry_keys
 from tests.support.paths import ROOT
@@ -30,8 +31,18 @@ def run_edge(
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
+def unpacked(payload: bytes | str) -> list[dict]:
+    """The predictions a message holds, as JSON objects: one (schema 1) or a batch's (schema 2)."""
+    message = json.loads(payload)
+    return message["predictions"] if message.get("schema") == protocol.BATCH_SCHEMA else [message]
+
+
+def predictions(recorder: Recorder) -> list[dict]:
+    return [p for m in recorder.on("/predictions") for p in unpacked(m.payload)]
+
+
 def seqs(recorder: Recorder) -> list[int]:
-    return [json.loads(m.payload)["seq"] for m in recorder.on("/predictions")]
+    return [p["seq"] for p in predictions(recorder)]
 
 
 def states(recorder: Recorder) -> list[str]:
@@ -39,4 +50,4 @@ def states(recorder: Recorder) -> list[str]:
 
 
 def versions(recorder: Recorder) -> list[str]:
-    return [json.loads(m.payload)["model"]["version"] for m in recorder.on("/predictions")]
+    return [p["model"]["version"] for p in predictions(recorder)]

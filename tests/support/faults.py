@@ -18,6 +18,7 @@ from tests.support.waiting import wait_for
 
 WARM_UP = "warm-up"  # the device that knocks until the aggregator's session exists; left out of the counts
 RATE = 300  # predictions per second per device
+PER_MESSAGE = 10  # predictions per message: batched, as devices send them by default
 
 
 def paced(seqs: range, progress: dict[str, int], device: str):

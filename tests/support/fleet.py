@@ -1,9 +1,11 @@
-"""A simulated fleet for the cloud's tests and benchmarks: predictions as devices send them,
-published straight to the broker at QoS 1, every return code checked."""
+"""A simulated fleet for the cloud's tests and benchmarks: predictions as devices send them, alone
+(schema 1) or in batches (schema 2), published straight to the broker at QoS 1, every return code checked."""
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Iterable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -14,6 +16,17 @@ MAX_OUTSTANDING = 50_000
 
 
 def prediction(device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1") -> bytes:
+    return predicted(device_id, seq, label, score, version).encode()
+
+
+def batch(device_id: str, seqs: Iterable[int], label: str = "daisy", score: float = 0.9) -> bytes:
+    """A schema 2 message holding a prediction for each seq."""
+    return protocol.batch_payload(device_id, [predicted(device_id, seq, label, score).batched() for seq in seqs])
+
+
+def predicted(
+    device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1"
+) -> protocol.Prediction:
     return protocol.Prediction(
         device_id=device_id,
         seq=seq,
@@ -21,7 +34,7 @@ def prediction(device_id: str, seq: int, label: str = "daisy", score: float = 0.
         model=protocol.ModelRef(name="flowers", version=version),
         top_k=[protocol.Score(label=label, score=score), protocol.Score(label="roses", score=round(1 - score, 6))],
         latency_ms=protocol.Latency(infer=2.0, total=4.0),
-    ).encode()
+    )
 
 
 class Publisher:
@@ -37,13 +50,19 @@ class Publisher:
             raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")
         return info
 
-    def send_predictions(self, device_id: str, seqs, topics: protocol.Topics | None = None) -> None:
+    def send_predictions(
+        self, device_id: str, seqs, topics: protocol.Topics | None = None, per_message: int = 1
+    ) -> None:
+        """Each seq's prediction; `per_message` above 1: in batches of that many consecutive seqs."""
         topic = (topics or protocol.Topics()).predictions(device_id)
         infos: list[mqtt.MQTTMessageInfo] = []
-        for seq in seqs:
+        seqs = iter(seqs)
+        while chunk := list(itertools.islice(seqs, per_message)):
             if len(infos) >= MAX_OUTSTANDING:  # message ids are 16 bits: never more unacknowledged than that
                 infos.pop(0).wait_for_publish(timeout=60)
-            infos.append(self.send(topic, prediction(device_id, seq)))
+            infos.append(
+                self.send(topic, prediction(device_id, chunk[0]) if per_message == 1 else batch(device_id, chunk))
+            )
         for info in infos:
             info.wait_for_publish(timeout=60)
 

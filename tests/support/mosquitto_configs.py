@@ -1,6 +1,7 @@
 """The repository's Mosquitto configurations, run by a real Mosquitto: each file as it is, with its listeners
 moved to free ports on 127.0.0.1 and the container's /mosquitto/ folder moved to the test's folder; and the
-production broker (cloud.conf) and a Jetson's (jetson.conf) set up as docs/deploy.md says."""
+production broker (cloud.conf) and a Jetson's (jetson.conf, with the bridge file jetson-bridge.sh writes) set up
+as docs/deploy.md says."""
 
 from __future__ import annotations
 
@@ -15,26 +16,22 @@ from tests.support.mqtt_client import Client
 from tests.support.ports import free_port
 
 CONFIGS = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
+BRIDGE = Path("config") / "bridge" / "edgeloop-cloud.conf"  # where jetson.conf includes the bridge from
 AGGREGATOR = "edgeloop-aggregator"
 PASSWORDS = {"cam-7": "cam-7-secret", "cam-8": "cam-8-secret"}  # the fleet's password file
 CLOUD_PASSWORDS = {AGGREGATOR: "aggregator-secret"}  # the cloud listener's
 JETSON_PASSWORDS = {"cam-7": "cam-7-local-secret"}  # cam-7's own broker: the runtime's, not the cloud's
 
 
-def localize(
-    name: str, workdir: Path, ports: dict[int, int], added: dict[int, list[str]] | None = None, **overrides: str
-) -> str:
+def localize(name: str, workdir: Path, ports: dict[int, int], added: dict[int, list[str]] | None = None) -> str:
     """deploy/mosquitto/NAME for this test: `ports` maps the file's listener ports to free ones, `added` gives
-    a listener lines of its own (what docs/deploy.md adds), `overrides` replaces whole directives (the bridge's
-    address, its password)."""
+    a listener lines of its own (what docs/deploy.md adds)."""
     lines = []
     for line in (CONFIGS / name).read_text().splitlines():
         key, _, value = line.partition(" ")
         if key == "listener":
             port = int(value.split()[0])
             line = "\n".join([f"listener {ports[port]} 127.0.0.1", *(added or {}).get(port, [])])
-        elif key in overrides:
-            line = f"{key} {overrides[key]}"
         elif key == "log_dest":
             line = f"log_dest file {workdir / 'mosquitto.log'}"
         lines.append(line.replace("/mosquitto/", f"{workdir}/"))
@@ -43,11 +40,11 @@ def localize(
 
 
 def start(
-    name: str, workdir: Path, listeners: list[int], added: dict[int, list[str]] | None = None, **overrides: str
+    name: str, workdir: Path, listeners: list[int], added: dict[int, list[str]] | None = None
 ) -> tuple[Mosquitto, dict[int, int]]:
     """Start deploy/mosquitto/NAME; returns the broker and the free port each of the file's listeners got."""
     ports = {port: free_port() for port in listeners}
-    config = localize(name, workdir, ports, added, **overrides)
+    config = localize(name, workdir, ports, added)
     return Mosquitto(workdir, config, port=ports[listeners[0]]).start(), ports
 
 
@@ -89,12 +86,23 @@ def start_cloud(workdir: Path, fleet_added: list[str] | None = None) -> Cloud:
     return Cloud(broker, ports[8884], ports[8883], ca)
 
 
+def write_bridge(path: Path, device_id: str, address: str, password: str) -> subprocess.CompletedProcess[str]:
+    """deploy/mosquitto/jetson-bridge.sh run as docs/deploy.md runs it, the password on standard input."""
+    command = [str(CONFIGS / "jetson-bridge.sh"), device_id, address, str(path)]
+    return subprocess.run(command, input=f"{password}\n", capture_output=True, text=True, timeout=10)
+
+
 def start_jetson(workdir: Path, cloud: Cloud) -> tuple[Mosquitto, int]:
     """jetson.conf for cam-7, bridged to `cloud`'s fleet listener; returns the broker and its local port."""
     (workdir / "config" / "certs").mkdir(parents=True)
+    (workdir / BRIDGE).parent.mkdir()
     shutil.copy(cloud.ca, workdir / "config" / "certs" / "ca.crt")
     shutil.copy(CONFIGS / "acl", workdir / "config" / "acl")
     write_passwords(workdir / "config" / "passwd", JETSON_PASSWORDS)
-    address, password = f"127.0.0.1:{cloud.fleet}", PASSWORDS["cam-7"]
-    jetson, ports = start("jetson.conf", workdir, [1883], address=address, remote_password=password)
+    written = write_bridge(workdir / BRIDGE, "cam-7", f"127.0.0.1:{cloud.fleet}", PASSWORDS["cam-7"])
+    if written.returncode != 0:
+        raise RuntimeError(f"jetson-bridge.sh failed: {written.stderr}")
+    bridge = (workdir / BRIDGE).read_text()
+    (workdir / BRIDGE).write_text(bridge.replace("/mosquitto/", f"{workdir}/"))
+    jetson, ports = start("jetson.conf", workdir, [1883])
     return jetson, ports[1883]

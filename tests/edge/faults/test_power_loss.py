@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from common import bundle
-from tests.support.device import seqs, start_edge, versions
+from tests.support.device import predictions, seqs, start_edge, versions
 from tests.support.device_faults import delivered, device_row, outbox_counters
 from tests.support.ports import free_port
 from tests.support.updates import announce, version_of
@@ -117,7 +117,7 @@ def test_power_loss_during_download_and_swap_leaves_a_complete_model(
         edge = start()
         wait_for(lambda: max(seqs(recorder)) > made, 60, "a prediction of the restarted device")
         recovery_s = time.monotonic() - cut
-        after_cut = next(p for p in (json.loads(m.payload) for m in recorder.on("/predictions")) if p["seq"] > made)
+        after_cut = next(p for p in predictions(recorder) if p["seq"] > made)
         assert after_cut["model"]["version"] in {"2", "3"}, "the restart runs the last complete model"
         wait_for(lambda: versions(recorder)[-1:] == ["3"], 60, "version 3 once the update is done again")
         edge.terminate()
