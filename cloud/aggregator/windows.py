@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cloud.store import Database
 from cloud.store import windows as window_store
@@ -15,7 +16,7 @@ from common import protocol
 log = logging.getLogger(__name__)
 
 BINS = 10
-LOW_CONFIDENCE = 0.5  # a top-1 score under this is a low-confidence prediction, unless a caller says otherwise
+LOW_CONFIDENCE = window_store.LOW  # a top-1 score under this is low confidence, unless a caller says otherwise
 PERCENTILES = (50, 95)
 
 
@@ -71,7 +72,7 @@ class DeviceWindow:
 
     def add(self, group: window_store.LabelGroup) -> None:
         """The predictions of one label by one model version."""
-        model = protocol.ModelRef(name=group.model_name, version=group.model_version)
+        model = _model(group.model_name, group.model_version)
         n, scores, low = group.predictions, group.score_sum, group.low
         self.total.add(n, scores, low)
         self.labels[group.label].add(n, scores, low)
@@ -81,6 +82,12 @@ class DeviceWindow:
         self.last_ts = group.last_ts if self.last_ts is None else max(self.last_ts, group.last_ts)
         self.infer_ms_sum += group.infer_ms_sum
         self.total_ms_sum += group.total_ms_sum
+
+
+@lru_cache(maxsize=1024)
+def _model(name: str, version: str) -> protocol.ModelRef:
+    """One instance per version: dicts keyed by it then match by identity, not by pydantic's slow __eq__."""
+    return protocol.ModelRef(name=name, version=version)
 
 
 def fleet_windows(

@@ -22,7 +22,7 @@ from cloud.api.window import Confidence, Window, confidence_report, window_repor
 from cloud.selection.queue import Queue
 from cloud.store import Database
 from cloud.store import devices as device_store
-from cloud.store import predictions as prediction_store
+from cloud.store import windows as window_store
 from common import protocol
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
@@ -39,6 +39,7 @@ class Device(BaseModel):
     fps: float | None
     predictions: int
     missing: int
+    duplicates: int = Field(description="predictions received again and not stored twice")
     message: str | None
     window: float = Field(description="seconds behind the window_ fields and drift")
     window_predictions: int
@@ -90,7 +91,8 @@ def create_app(
                 fps=row.fps,
                 message=row.message,
                 predictions=row.predictions,
-                missing=(row.last_seq - row.first_seq + 1 - row.predictions) if row.predictions else 0,  # gaps in seq
+                missing=row.missing,
+                duplicates=row.duplicates,
                 window=seconds,
                 window_predictions=windows[row.device_id].total.predictions,
                 window_fps=windows[row.device_id].fps,
@@ -102,7 +104,7 @@ def create_app(
 
     @app.get("/api/devices/{device_id}/labels", response_model=dict[str, int])
     def labels(device_id: str, window: float = Query(3600, gt=0, description="seconds back from now")) -> dict:
-        return prediction_store.label_counts(db, device_id, time.time() - window)
+        return window_store.label_counts(db, device_id, time.time() - window)
 
     @app.get("/api/devices/{device_id}/confidence", response_model=Confidence)
     def confidence(
@@ -131,7 +133,7 @@ def create_app(
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> str:
         rows, windows, drifts = fleet(window_s)
-        per_device = {r.device_id: gauges.values(windows[r.device_id], drifts[r.device_id], r.fps) for r in rows}
+        per_device = {r.device_id: gauges.values(r, windows[r.device_id], drifts[r.device_id]) for r in rows}
         return metrics.render() + gauges.render(per_device, window_s, LOW_CONFIDENCE)
 
     app.include_router(samples.router(db, data_dir, metrics, queue or Queue(db, data_dir)))

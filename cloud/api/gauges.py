@@ -1,5 +1,5 @@
-"""Per-device gauges for `GET /metrics`, computed from the store at scrape time so that every
-instance sharing a fleet reports the same numbers (the ingest counters are each instance's own).
+"""Per-device gauges for `GET /metrics`, read from the store's counters and rollups at scrape time, so
+that every instance sharing a fleet reports the same numbers (the ingest counters are each instance's own).
 A gauge with no value (no predictions in the window, no registered model) is left out, as
 Prometheus expects, rather than written as a made-up number."""
 
@@ -10,10 +10,14 @@ from collections.abc import Mapping
 
 from cloud.aggregator.drift import Drift
 from cloud.aggregator.windows import DeviceWindow
+from cloud.store.devices import FleetDevice
 
 log = logging.getLogger(__name__)
 
 GAUGES = {
+    "edgeloop_device_predictions": "predictions stored, all time",
+    "edgeloop_device_missing": "predictions never received: gaps in seq between the lowest and highest stored",
+    "edgeloop_device_duplicates": "predictions received again and not stored twice, all time",
     "edgeloop_device_window_predictions": "predictions captured in the last {window} s",
     "edgeloop_device_window_mean_confidence": "mean top-1 score of the last {window} s",
     "edgeloop_device_window_low_confidence_share": "share of the last {window} s's predictions scored under {low}",
@@ -28,13 +32,16 @@ def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def values(window: DeviceWindow, drift: Drift, telemetry_fps: float | None) -> dict[str, float | None]:
+def values(device: FleetDevice, window: DeviceWindow, drift: Drift) -> dict[str, float | None]:
     return {
+        "edgeloop_device_predictions": device.predictions,
+        "edgeloop_device_missing": device.missing,
+        "edgeloop_device_duplicates": device.duplicates,
         "edgeloop_device_window_predictions": window.total.predictions,
         "edgeloop_device_window_mean_confidence": window.total.mean,
         "edgeloop_device_window_low_confidence_share": window.total.low_share,
         "edgeloop_device_window_fps": window.fps,
-        "edgeloop_device_fps": telemetry_fps,
+        "edgeloop_device_fps": device.fps,
         "edgeloop_device_label_drift": drift.value,
     }
 

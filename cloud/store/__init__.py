@@ -1,6 +1,6 @@
 """Storage: SQLite (embedded, the default) or PostgreSQL (for fleets), chosen by URL. Every SQL
-statement of the cloud is in this package, a module per table (devices, predictions, samples,
-models, jobs) and one for the windowed reads (windows); they return named rows or plain values."""
+statement of the cloud is in this package, a module per table (devices, predictions, rollups,
+samples, models, jobs) and one for the windowed reads (windows); they return named rows or plain values."""
 
 from cloud.store.db import Cursor, Database, StoreError, connect
 

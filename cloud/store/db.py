@@ -22,7 +22,8 @@ class StoreError(Exception):
 
 
 class Database:
-    """SQL is written once with `?` placeholders; `MAX2(a, b)` is the larger of two values."""
+    """SQL is written once with `?` placeholders; `MAX2(a, b)` and `MIN2(a, b)` are the larger and the
+    smaller of two values."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -74,8 +75,8 @@ class Database:
 
     def _sql(self, sql: str) -> str:
         if self.dialect == "postgresql":
-            return sql.replace("?", "%s").replace("MAX2(", "GREATEST(")
-        return sql.replace("MAX2(", "MAX(")
+            return sql.replace("?", "%s").replace("MAX2(", "GREATEST(").replace("MIN2(", "LEAST(")
+        return sql.replace("MAX2(", "MAX(").replace("MIN2(", "MIN(")
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:
@@ -143,6 +144,15 @@ def _statement_sizes(n: int) -> list[int]:
     ]
 
 
+def _statements(insert: str, rows: Sequence[Sequence[Any]], tail: str) -> Iterator[tuple[str, list[Any]]]:
+    start = 0
+    for size in _statement_sizes(len(rows)):
+        chunk = rows[start : start + size]
+        start += size
+        row = "(" + ", ".join("?" * len(chunk[0])) + ")"
+        yield f"{insert} VALUES {', '.join([row] * size)} {tail}", [v for r in chunk for v in r]
+
+
 class Cursor:
     def __init__(self, cursor: Any, translate) -> None:
         self._cursor = cursor
@@ -162,14 +172,16 @@ class Cursor:
         """`insert` is `INSERT INTO t (columns)`; the rows go in multi-row VALUES statements, each of
         which SQLite runs with the GIL released once, where executemany takes it back for every row
         and fights the MQTT thread for it. Returns the rows inserted."""
-        inserted, start = 0, 0
-        for size in _statement_sizes(len(rows)):
-            chunk = rows[start : start + size]
-            start += size
-            row = "(" + ", ".join("?" * len(chunk[0])) + ")"
-            values = ", ".join([row] * size)
-            inserted += self.execute(f"{insert} VALUES {values} {conflict}", [v for r in chunk for v in r])
-        return inserted
+        return sum(self.execute(sql, params) for sql, params in _statements(insert, rows, conflict))
+
+    def insert_returning(self, insert: str, rows: Sequence[Sequence[Any]], tail: str) -> list[tuple]:
+        """As insert_rows, with `tail` ending in a RETURNING clause: what it returns of each row inserted
+        (a row that ON CONFLICT DO NOTHING skipped returns nothing)."""
+        returned: list[tuple] = []
+        for sql, params in _statements(insert, rows, tail):
+            self.execute(sql, params)
+            returned += self._cursor.fetchall()
+        return returned
 
     def fetchall(self) -> list[tuple]:
         return self._cursor.fetchall()

@@ -1,26 +1,42 @@
-"""The devices table: one row per device, upserted from what it sends (its predictions mark it seen,
-its status and telemetry fill the rest), and read for the fleet table, a window and a canary."""
+"""The devices table: one row per device, upserted from what it sends (its predictions mark it seen
+and keep its counters, its status and telemetry fill the rest), and read for the fleet table, a window and a canary."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cloud.store.db import Cursor, Database
 
 _COLUMNS = "device_id, state, last_seen, model_name, model_version, device_group, backend, fps, message"
 
-# The prediction counts come from one grouped pass, joined so a device without predictions is listed too.
-_FLEET = f"""SELECT {", ".join("d." + c for c in _COLUMNS.split(", "))},
-    COALESCE(p.n, 0), COALESCE(p.lo, 0), COALESCE(p.hi, 0)
-    FROM devices d LEFT JOIN (
-        SELECT device_id, COUNT(*) AS n, MIN(seq) AS lo, MAX(seq) AS hi FROM predictions GROUP BY device_id
-    ) p ON p.device_id = d.device_id ORDER BY d.device_id"""
+# The counters are kept by the writer (touch), so the fleet table costs one row per device at any history.
+_FLEET = f"""SELECT {_COLUMNS}, predictions, COALESCE(first_seq, 0), COALESCE(last_seq, 0), duplicates
+    FROM devices ORDER BY device_id"""
 
-_TOUCH = """INSERT INTO devices (device_id, last_seen, model_name, model_version) VALUES (?, ?, ?, ?)
+# MIN2/MAX2 of a NULL is NULL on SQLite and the other value on PostgreSQL: the COALESCE makes both the latter.
+_TOUCH = """INSERT INTO devices (device_id, last_seen, model_name, model_version, predictions, first_seq, last_seq,
+    duplicates) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (device_id) DO UPDATE SET last_seen = MAX2(devices.last_seen, excluded.last_seen),
-    model_name = excluded.model_name, model_version = excluded.model_version"""
+    model_name = excluded.model_name, model_version = excluded.model_version,
+    predictions = devices.predictions + excluded.predictions,
+    first_seq = COALESCE(MIN2(devices.first_seq, excluded.first_seq), devices.first_seq, excluded.first_seq),
+    last_seq = COALESCE(MAX2(devices.last_seq, excluded.last_seq), devices.last_seq, excluded.last_seq),
+    duplicates = devices.duplicates + excluded.duplicates"""
+
+
+class Seen(NamedTuple):
+    """A device's predictions in one committed batch: the model of its newest, how many were stored, the
+    lowest and highest seq stored (None when none was), and how many were there already."""
+
+    device_id: str
+    model_name: str
+    model_version: str
+    stored: int
+    first_seq: int | None
+    last_seq: int | None
+    duplicates: int
 
 
 @dataclass(frozen=True)
@@ -38,16 +54,24 @@ class Device:
 
 @dataclass(frozen=True)
 class FleetDevice(Device):
-    """A device with its stored predictions: how many, and the lowest and highest seq (0 without any)."""
+    """A device with its counters: predictions stored, the lowest and highest seq (0 without any), and
+    predictions received again and not stored."""
 
     predictions: int
     first_seq: int
     last_seq: int
+    duplicates: int
+
+    @property
+    def missing(self) -> int:
+        """Gaps in seq: what the device sent between its lowest and highest stored seq that never arrived."""
+        return self.last_seq - self.first_seq + 1 - self.predictions if self.predictions else 0
 
 
-def touch(cur: Cursor, seen: Iterable[tuple[str, str, str]], at: float) -> None:
-    """(device_id, model_name, model_version) of devices whose predictions arrived at `at`."""
-    cur.executemany(_TOUCH, [(device_id, at, name, version) for device_id, name, version in seen])
+def touch(cur: Cursor, seen: Iterable[Seen], at: float) -> None:
+    """Devices whose predictions arrived at `at`: seen then, and their counters added to (in the batch's
+    transaction, in device order)."""
+    cur.executemany(_TOUCH, [(s.device_id, at, s.model_name, s.model_version, *s[3:]) for s in seen])
 
 
 def upsert(cur: Cursor, device_id: str, last_seen: float, values: Mapping[str, Any]) -> None:

@@ -1,18 +1,19 @@
-"""The predictions table: rows as the aggregator batches and stores them, and the reads of it that are
-not windows (cloud.store.windows). A prediction waits in a batch as a plain tuple of plain values,
+"""The predictions table: rows as the aggregator batches and stores them (every read of them is a window:
+cloud.store.windows). A prediction waits in a batch as a plain tuple of plain values,
 the one layout below, because the garbage collector stops tracking such a tuple (not a named tuple's
 instance), while thousands of pydantic models waiting in a batch made collections cost more than the
 parsing itself. Nothing outside this module indexes one."""
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from typing import Final
 
 from pydantic import TypeAdapter
 
-from cloud.store import devices
-from cloud.store.db import Cursor, Database
+from cloud.store import devices, rollups
+from cloud.store.db import Cursor
 from common import protocol
 
 _COLUMNS = ("device_id", "seq", "ts", "model_name", "model_version", "label", "score", "top_k", "infer_ms",
@@ -24,14 +25,8 @@ _MODEL_NAME: Final = 3
 _MODEL_VERSION: Final = 4
 
 _INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)})"
+_RETURNING = f"ON CONFLICT (device_id, seq) DO NOTHING RETURNING {', '.join(rollups.COLUMNS)}"
 _TOP_K = TypeAdapter(list[protocol.Score])
-
-
-class Confidence(NamedTuple):
-    """A model's predictions across the fleet: how many, and their mean top-1 score (None for none)."""
-
-    predictions: int
-    mean: float | None
 
 
 def prediction_row(device_id: str, p: protocol.BatchedPrediction, received: float) -> Row:
@@ -48,29 +43,30 @@ def newest_ts(rows: Sequence[Row]) -> float:
 
 
 def insert(cur: Cursor, rows: Sequence[Row], received: float) -> int:
-    """Store each row once per (device_id, seq), and mark each device seen at `received` with the model
-    of its newest prediction. Returns the rows stored (the rest were there already: duplicates)."""
+    """Store each row once per (device_id, seq); in the same transaction, add the rows stored (not the
+    duplicates) to their devices' counters and to the rollups, and mark each device seen at `received`
+    with the model of its newest prediction. Returns the rows stored (the rest were there already)."""
+    stored = cur.insert_returning(_INSERT, rows, _RETURNING)
+    devices.touch(cur, _seen(rows, stored), received)
+    rollups.add(cur, stored)
+    return len(stored)
+
+
+def _seen(rows: Sequence[Row], stored: Sequence[rollups.Stored]) -> list[devices.Seen]:
+    """Each device of the batch, in id order: the model of its newest row and what its counters gain."""
     latest: dict[str, Row] = {}
+    arrived: Counter[str] = Counter()
     for row in rows:
+        arrived[row[_DEVICE]] += 1
         if row[_DEVICE] not in latest or row[_TS] > latest[row[_DEVICE]][_TS]:
             latest[row[_DEVICE]] = row
-    seen = [(d, row[_MODEL_NAME], row[_MODEL_VERSION]) for d, row in sorted(latest.items())]
-    stored = cur.insert_rows(_INSERT, rows, "ON CONFLICT (device_id, seq) DO NOTHING")
-    devices.touch(cur, seen, received)
-    return stored
-
-
-def label_counts(db: Database, device_id: str, since: float) -> dict[str, int]:
-    """How often the device predicted each label since `since` (by capture time), by label."""
-    rows = db.query(
-        "SELECT label, COUNT(*) FROM predictions WHERE device_id = ? AND ts >= ? GROUP BY label ORDER BY label",
-        (device_id, since),
-    )
-    return dict(rows)
-
-
-def confidence(db: Database, model_name: str, since: float) -> Confidence:
-    rows = db.query(
-        "SELECT COUNT(*), AVG(score) FROM predictions WHERE model_name = ? AND ts >= ?", (model_name, since)
-    )
-    return Confidence(*rows[0])
+    seqs: dict[str, list[int]] = defaultdict(list)
+    for device_id, seq, *_ in stored:
+        seqs[device_id].append(seq)
+    seen = []
+    for device_id, row in sorted(latest.items()):
+        new = seqs[device_id]
+        first, last = (min(new), max(new)) if new else (None, None)
+        seen.append(devices.Seen(device_id, row[_MODEL_NAME], row[_MODEL_VERSION], len(new), first, last,
+                                 arrived[device_id] - len(new)))  # fmt: skip
+    return seen

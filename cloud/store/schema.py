@@ -6,7 +6,24 @@ state is candidate, promoted, rejected or retired; `label_counts` is the trainin
 label, JSON; `gate` the comparison that decided it; `rollout_groups` the device groups a promoted
 version is announced to, JSON, NULL for the whole fleet), the exact training images of each version
 (`model_images`), and training jobs (`reasons` one per line; `active` is 1 while queued or
-running and NULL after, so the unique (model, active) lets one job per model be active at a time)."""
+running and NULL after, so the unique (model, active) lets one job per model be active at a time).
+
+Migration 3 makes every read cost the fleet's size, not history's: per-device counters on `devices`
+(predictions stored, lowest and highest seq, duplicates received) and `prediction_rollups`, the
+predictions per device, bucket of `width` seconds (60 and 10: `bucket` is `floor(ts / width)`), model
+version and label, both kept by the writer in the transaction that stores the rows, and filled here
+once from the rows already stored (duplicates received before it were never kept: they start at 0)."""
+
+LOW = 0.5  # prediction_rollups.low counts the predictions scored under this: the windows' default threshold
+
+WIDTHS = (60, 10)  # the rollups' buckets, in seconds: minutes for long windows, tens for a window's first minute
+
+
+def _bucket(width: int) -> str:
+    """floor(ts / width) exactly (the largest b with b * width <= ts), as Python's `ts // width`: CAST
+    truncates in SQLite and rounds in PostgreSQL, and the division itself may round up to the next integer."""
+    return f"CAST(ts / {width} AS BIGINT) - CASE WHEN CAST(ts / {width} AS BIGINT) * {width} > ts THEN 1 ELSE 0 END"
+
 
 MIGRATIONS: list[list[str]] = [
     [
@@ -94,5 +111,40 @@ MIGRATIONS: list[list[str]] = [
             message TEXT,
             UNIQUE (model, active)
         )""",
+    ],
+    [
+        "ALTER TABLE devices ADD COLUMN predictions BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE devices ADD COLUMN first_seq BIGINT",
+        "ALTER TABLE devices ADD COLUMN last_seq BIGINT",
+        "ALTER TABLE devices ADD COLUMN duplicates BIGINT NOT NULL DEFAULT 0",
+        """UPDATE devices SET
+            predictions = (SELECT COUNT(*) FROM predictions p WHERE p.device_id = devices.device_id),
+            first_seq = (SELECT MIN(seq) FROM predictions p WHERE p.device_id = devices.device_id),
+            last_seq = (SELECT MAX(seq) FROM predictions p WHERE p.device_id = devices.device_id)""",
+        """CREATE TABLE prediction_rollups (
+            device_id TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            bucket BIGINT NOT NULL,
+            model_name TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            label TEXT NOT NULL,
+            predictions BIGINT NOT NULL,
+            score_sum DOUBLE PRECISION NOT NULL,
+            low BIGINT NOT NULL,
+            first_ts DOUBLE PRECISION NOT NULL,
+            last_ts DOUBLE PRECISION NOT NULL,
+            infer_ms_sum DOUBLE PRECISION NOT NULL,
+            total_ms_sum DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (device_id, width, bucket, model_name, model_version, label)
+        )""",
+        *(
+            f"""INSERT INTO prediction_rollups (device_id, width, bucket, model_name, model_version, label,
+            predictions, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum)
+            SELECT device_id, {width}, {_bucket(width)} AS b, model_name, model_version, label,
+            COUNT(*), SUM(score), SUM(CASE WHEN score < {LOW} THEN 1 ELSE 0 END), MIN(ts), MAX(ts),
+            SUM(infer_ms), SUM(total_ms)
+            FROM predictions GROUP BY device_id, b, model_name, model_version, label"""
+            for width in WIDTHS
+        ),
     ],
 ]

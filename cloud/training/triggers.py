@@ -14,8 +14,8 @@ from pathlib import Path
 
 from cloud.datasets import dataset_prefix, models
 from cloud.store import Database
-from cloud.store import predictions as prediction_store
 from cloud.store import samples as sample_store
+from cloud.store import windows as window_store
 from cloud.training.jobs import Jobs
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class Triggers(threading.Thread):
     def _drift(self, model: str, now: float) -> str | None:
         p = self.policy
         if p.min_mean_confidence is not None:
-            fleet = prediction_store.confidence(self.db, model, now - p.window_s)
+            fleet = window_store.confidence(self.db, model, now - p.window_s)
             if fleet.predictions >= p.min_predictions and fleet.mean is not None and fleet.mean < p.min_mean_confidence:
                 return (
                     f"drift: mean confidence {fleet.mean:.3f} over {fleet.predictions} predictions "

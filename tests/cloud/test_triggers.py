@@ -9,6 +9,7 @@ import pytest
 
 from cloud.datasets import models
 from cloud.store import connect
+from cloud.store import predictions as prediction_store
 from cloud.training.commands import RetrainCommands
 from cloud.training.jobs import Jobs
 from cloud.training.triggers import TriggerPolicy, Triggers
@@ -30,6 +31,17 @@ def finished_job(jobs: Jobs, started_ago_s: float) -> None:
     jobs.claim()
     jobs.db.execute("UPDATE jobs SET started = ? WHERE id = ?", (time.time() - started_ago_s, job.id))
     jobs.finish(job, True, "1", "done")
+
+
+def prediction(seq: int, ts: float, score: float):
+    return prediction_store.prediction_row(
+        "cam-1",
+        protocol.Prediction(
+            device_id="cam-1", seq=seq, ts=ts, model=protocol.ModelRef(name="colours", version="1"),
+            top_k=[protocol.Score(label="red", score=score)], latency_ms=protocol.Latency(infer=1, total=1),
+        ),
+        ts,
+    )  # fmt: skip
 
 
 def test_each_trigger_fires_for_its_reason(store) -> None:
@@ -57,12 +69,9 @@ def test_each_trigger_fires_for_its_reason(store) -> None:
 
     db.execute("DELETE FROM samples")
     now = time.time()
-    db.execute("INSERT INTO predictions VALUES ('cam-1', 1, 0, 0, 'colours', '1', 'red', 0.9, '[]', 1, 1)")  # too old
-    for seq, ts, score in [(i, now - 5, 0.4) for i in range(2, 12)]:
-        db.execute(
-            "INSERT INTO predictions VALUES ('cam-1', ?, ?, ?, 'colours', '1', 'red', ?, '[]', 1, 1)",
-            (seq, ts, ts, score),
-        )
+    rows = [prediction(1, 0, 0.9)] + [prediction(seq, now - 5, 0.4) for seq in range(2, 12)]  # the first: too old
+    with db.transaction() as cur:
+        prediction_store.insert(cur, rows, now)
     assert triggers.reason("colours") == "drift: mean confidence 0.400 over 10 predictions (threshold 0.6)"
     jobs.request("colours", "manual")
     assert triggers.reason("colours") is None, "nothing fires while a training is queued"

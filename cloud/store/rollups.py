@@ -1,0 +1,68 @@
+"""The prediction_rollups table: the predictions of each device, model version and label per bucket of
+a minute and of ten seconds, added to by the writer in the transaction that stores the rows, so that a
+window of any length costs its minutes (and the tens and seconds of its first minute), never the rows
+behind them. Only rows actually stored are added (a duplicate never is), and nothing here is derived
+from the raw rows later: deleting old raw rows leaves every bucket as it is."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from cloud.store.db import Cursor
+from cloud.store.schema import LOW, WIDTHS
+
+# What the writer hands over of each stored row, in this order (as its INSERT … RETURNING gives them).
+COLUMNS = ("device_id", "seq", "ts", "model_name", "model_version", "label", "score", "infer_ms", "total_ms")
+Stored = tuple[str, int, float, str, str, str, float, float, float]
+
+_INSERT = """INSERT INTO prediction_rollups (device_id, width, bucket, model_name, model_version, label, predictions,
+    score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum)"""
+_ADD = """ON CONFLICT (device_id, width, bucket, model_name, model_version, label) DO UPDATE SET
+    predictions = prediction_rollups.predictions + excluded.predictions,
+    score_sum = prediction_rollups.score_sum + excluded.score_sum,
+    low = prediction_rollups.low + excluded.low,
+    first_ts = MIN2(prediction_rollups.first_ts, excluded.first_ts),
+    last_ts = MAX2(prediction_rollups.last_ts, excluded.last_ts),
+    infer_ms_sum = prediction_rollups.infer_ms_sum + excluded.infer_ms_sum,
+    total_ms_sum = prediction_rollups.total_ms_sum + excluded.total_ms_sum"""
+
+
+MINUTE, TEN = WIDTHS
+_Key = tuple[str, int, str, str, str]  # device_id, bucket, model_name, model_version, label
+
+
+def bucket(ts: float, width: int) -> int:
+    """The bucket a capture time falls in: floor(ts / width), exactly as the schema's backfill computes it."""
+    return int(ts // width)
+
+
+def add(cur: Cursor, stored: Iterable[Stored]) -> None:
+    """Add rows just stored to their buckets: the tens from the rows, the minutes from the tens (minute
+    m holds tens 6m to 6m + 5 exactly), then one upsert per bucket and group, in key order (two
+    instances adding to the same buckets then lock them in the same order)."""
+    tens: dict[_Key, list] = {}
+    for device_id, _seq, ts, model_name, model_version, label, score, infer_ms, total_ms in stored:
+        key = (device_id, int(ts // TEN), model_name, model_version, label)
+        _fold(tens, key, 1, score, int(score < LOW), ts, ts, infer_ms, total_ms)
+    minutes: dict[_Key, list] = {}
+    for (device_id, ten, *group), sums in tens.items():
+        _fold(minutes, (device_id, ten // (MINUTE // TEN), *group), *sums)
+    rows = [(key[0], TEN, *key[1:], *sums) for key, sums in tens.items()]
+    rows += [(key[0], MINUTE, *key[1:], *sums) for key, sums in minutes.items()]
+    cur.insert_rows(_INSERT, sorted(rows), _ADD)
+
+
+def _fold(groups: dict[_Key, list], key, n, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum) -> None:
+    group = groups.get(key)
+    if group is None:
+        groups[key] = [n, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum]
+        return
+    group[0] += n
+    group[1] += score_sum
+    group[2] += low
+    if first_ts < group[3]:
+        group[3] = first_ts
+    if last_ts > group[4]:
+        group[4] = last_ts
+    group[5] += infer_ms_sum
+    group[6] += total_ms_sum
