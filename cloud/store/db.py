@@ -13,12 +13,13 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cloud.store.pool import Pool, StoreError, in_transaction
 from cloud.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,6 @@ log = logging.getLogger(__name__)
 READERS = 4  # reads at once per instance: PostgreSQL serves a connection each (the writer's is a fifth)
 MIGRATION_LOCK = 0x65646765_6C6F6F70  # pg_advisory_lock's key: "edgeloop"
 BUSY_TIMEOUT_S = 30
-
-
-class StoreError(Exception):
-    """A database URL that cannot be used, or a database that cannot be reached."""
 
 
 class Database:
@@ -130,7 +127,7 @@ class Database:
         begins (BEGIN) and leaves open ends here, so the next reader starts from the last commit."""
         with self._readers.connection() as conn:
             yield Cursor(conn.cursor(), self._sql)
-            if _in_transaction(conn):
+            if in_transaction(conn):
                 conn.execute("ROLLBACK")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -199,52 +196,6 @@ class Database:
             self._conn.close()
 
 
-class Pool:
-    """Up to `size` connections made by `connect` on demand, each lent to one caller at a time (a caller
-    beyond waits for one to come back); one that saw an error is closed, not lent again."""
-
-    def __init__(self, connect: Callable[[], Any], size: int) -> None:
-        if size < 1:
-            raise StoreError(f"a pool needs at least one connection, not {size}")
-        self._connect = connect
-        self._slots = threading.BoundedSemaphore(size)
-        self._idle: list[Any] = []
-        self._guard = threading.Lock()
-        self._closed = False
-
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        with self._slots:
-            with self._guard:
-                if self._closed:
-                    raise StoreError("the store is closed")
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                conn = self._connect()
-            try:
-                yield conn
-            except BaseException:
-                _close(conn)
-                raise
-            with self._guard:
-                if self._closed:
-                    _close(conn)
-                else:
-                    self._idle.append(conn)
-
-    def discard_idle(self) -> None:
-        with self._guard:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            _close(conn)
-
-    def close(self) -> None:
-        """Idle connections close now, lent ones when they come back."""
-        with self._guard:
-            self._closed = True
-        self.discard_idle()
-
-
 def _use_wal(conn: sqlite3.Connection) -> None:
     """WAL, where readers and the writer do not block each other. Switching a new file to it needs the file
     to itself and, unlike a write, does not wait for another instance opening it at the same moment: tried
@@ -258,21 +209,6 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def _in_transaction(conn: Any) -> bool:
-    if isinstance(conn, sqlite3.Connection):
-        return conn.in_transaction
-    from psycopg.pq import TransactionStatus
-
-    return conn.info.transaction_status != TransactionStatus.IDLE
-
-
-def _close(conn: Any) -> None:
-    try:
-        conn.close()
-    except Exception:  # already broken: nothing more to release
-        log.debug("closing a connection failed", exc_info=True)
 
 
 ROWS_PER_INSERT = 512  # 11 columns: far below SQLite's 32766 and psycopg's 65535 parameters
