@@ -1,49 +1,64 @@
 """One thin layer over sqlite3 and psycopg: the same SQL (written with `?` placeholders) on both,
-transactions, and the schema created and migrated by the service itself."""
+transactions, and the schema created and migrated by the service itself.
+
+Writes take turns on one connection (the ingest writer's batches, labels, jobs); reads (the API, the
+dashboard, `/metrics`, the triggers) take a connection of a small pool beside it, so a read never waits
+behind a batch being committed, nor a batch behind a long read. Several instances may share one store:
+SQLite's writers queue for its lock (BEGIN IMMEDIATE, up to the busy timeout), and on PostgreSQL the
+instances starting together migrate once, one after the other, under an advisory lock."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from cloud.store.pool import Pool, StoreError, in_transaction
 from cloud.store.schema import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
-
-class StoreError(Exception):
-    """A database URL that cannot be used, or a database that cannot be reached."""
+READERS = 4  # reads at once per instance: PostgreSQL serves a connection each (the writer's is a fifth)
+MIGRATION_LOCK = 0x65646765_6C6F6F70  # pg_advisory_lock's key: "edgeloop"
+BUSY_TIMEOUT_S = 30
 
 
 class Database:
     """SQL is written once with `?` placeholders; `MAX2(a, b)` and `MIN2(a, b)` are the larger and the
     smaller of two values."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, readers: int = READERS) -> None:
         self.url = url
         scheme = urlsplit(url).scheme
-        self._lock = threading.RLock()  # one connection per Database; threads take turns
+        self._lock = threading.RLock()  # one writing connection per Database; threads take turns
         if scheme == "sqlite":
             path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
             if not path:
                 raise StoreError(f"SQLite URLs look like sqlite:///path/to/file.db, not {url!r}")
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.dialect = "sqlite"
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._path = path
+            self._begin = "BEGIN IMMEDIATE"  # the write lock up front: another instance's writer is waited for
+            self._conn = self._connect_sqlite()
+            _use_wal(self._conn)
             self._conn.execute("PRAGMA synchronous=NORMAL")
         elif scheme in ("postgresql", "postgres"):
             self.dialect = "postgresql"
+            self._begin = "BEGIN"
             self._conn = self._connect_postgres()
         else:
             raise StoreError(f"database URL must be sqlite:///… or postgresql://…, not {scheme}://")
+        self._readers = Pool(self._connect_reader, readers)
         self.migrate()
+
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        return sqlite3.connect(self._path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S)
 
     def _connect_postgres(self):
         import psycopg
@@ -52,6 +67,16 @@ class Database:
             return psycopg.connect(self.url, autocommit=True)
         except psycopg.OperationalError as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    def _connect_reader(self):
+        """A connection that only reads: SQLite in WAL mode reads the last commit while the writer writes."""
+        if self.dialect == "sqlite":
+            conn = self._connect_sqlite()
+            conn.execute("PRAGMA query_only = ON")
+        else:
+            conn = self._connect_postgres()
+            conn.execute("SET default_transaction_read_only = on")
+        return conn
 
     def transient(self, exc: BaseException) -> bool:
         """An error worth retrying (a server restart, a busy or full disk), not one in the data."""
@@ -64,8 +89,10 @@ class Database:
         return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
     def reconnect(self) -> None:
-        """After a transient error: PostgreSQL gets a new connection (SQLite's file needs none)."""
+        """After a transient error: PostgreSQL gets a new connection (SQLite's file needs none), and the
+        readers' idle ones go, as likely broken as the writer's."""
         if self.dialect == "postgresql":
+            self._readers.discard_idle()
             with self._lock:
                 try:
                     self._conn.close()
@@ -83,7 +110,7 @@ class Database:
         """A cursor inside BEGIN … COMMIT (ROLLBACK on error)."""
         with self._lock:
             cursor = self._conn.cursor()
-            cursor.execute("BEGIN")
+            cursor.execute(self._begin)
             try:
                 yield Cursor(cursor, self._sql)
             except BaseException:
@@ -94,11 +121,31 @@ class Database:
                 raise
             cursor.execute("COMMIT")
 
+    @contextmanager
+    def reading(self) -> Iterator[Cursor]:
+        """A cursor on a reader connection of the pool, never the writer's. A read transaction it
+        begins (BEGIN) and leaves open ends here, so the next reader starts from the last commit."""
+        with self._readers.connection() as conn:
+            yield Cursor(conn.cursor(), self._sql)
+            if in_transaction(conn):
+                conn.execute("ROLLBACK")
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
-            cursor = self._conn.cursor()
-            cursor.execute(self._sql(sql), params)
-            return cursor.fetchall()
+        """Rows of one read, on a reader connection; a connection that broke while idle in the pool
+        (a PostgreSQL restart) is replaced and the read tried once more."""
+        try:
+            return self._read(sql, params)
+        except Exception as exc:
+            if not self.transient(exc):
+                raise
+            log.info("a reader connection failed (%r): reading again on a new one", exc)
+            self._readers.discard_idle()
+            return self._read(sql, params)
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[tuple]:
+        with self.reading() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """One writing statement in its own transaction; returns the rows it touched."""
@@ -106,18 +153,34 @@ class Database:
             return cur.execute(sql, params)
 
     def migrate(self) -> None:
-        """Apply the migrations this database has not seen, each in its own transaction."""
-        with self.transaction() as cur:
-            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        current = self.query("SELECT MAX(version) FROM schema_version")[0][0] or 0
-        for version, statements in enumerate(MIGRATIONS, start=1):
-            if version <= current:
-                continue
+        """Apply the migrations this database has not seen, each in its own transaction that reads the
+        version again first: of several instances starting at once, one applies each migration."""
+        with self._lock, self._migrating():
             with self.transaction() as cur:
-                for statement in statements:
-                    cur.execute(statement)
-                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
-            log.info("database migrated to schema version %d", version)
+                cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            for version, statements in enumerate(MIGRATIONS, start=1):
+                with self.transaction() as cur:
+                    cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
+                    if cur.fetchall()[0][0] >= version:
+                        continue
+                    for statement in statements:
+                        cur.execute(statement)
+                    cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                log.info("database migrated to schema version %d", version)
+
+    @contextmanager
+    def _migrating(self) -> Iterator[None]:
+        """PostgreSQL: the instances' migrations one at a time (a concurrent CREATE TABLE IF NOT EXISTS
+        fails there); the lock goes with the session if this process dies. SQLite's BEGIN IMMEDIATE
+        already serializes them."""
+        if self.dialect != "postgresql":
+            yield
+            return
+        self._conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            yield
+        finally:
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
     def reachable(self) -> bool:
         """Whether the store answers a trivial query now: what readiness asks, cheap at any size."""
@@ -128,8 +191,24 @@ class Database:
             return False
 
     def close(self) -> None:
+        self._readers.close()
         with self._lock:
             self._conn.close()
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """WAL, where readers and the writer do not block each other. Switching a new file to it needs the file
+    to itself and, unlike a write, does not wait for another instance opening it at the same moment: tried
+    again until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 ROWS_PER_INSERT = 512  # 11 columns: far below SQLite's 32766 and psycopg's 65535 parameters

@@ -140,6 +140,31 @@ def measure(db: Database, fleet: Fleet, data_dir: Path, repeat: int, stored: int
     }
 
 
+def open_store(tmp: Path, postgres: bool):
+    """The store's URL: a SQLite file in `tmp`, or a PostgreSQL server started there; and the server, if any."""
+    if not postgres:
+        return f"sqlite:///{tmp / 'fleet.db'}", None
+    import os
+
+    from tests.support.postgres import Postgres
+
+    os.chmod(tmp, 0o755)
+    server = Postgres(tmp).start()
+    return server.url, server
+
+
+def print_reads(results: list[dict]) -> None:
+    """Each read's p95 at each size, its ratio largest / smallest and whether it meets the targets."""
+    first, last = results[0]["reads"], results[-1]["reads"]
+    print(f"{'read':<20} " + " ".join(f"{'p95 ms @' + format(r['size'], ','):>16}" for r in results) + "   ratio  ok")
+    for name in first:
+        ratio = last[name]["p95_ms"] / first[name]["p95_ms"]
+        ok = (last[name]["p95_ms"] <= 100 or name in UNTARGETED) and ratio <= 1.5
+        print(
+            f"{name:<20} " + " ".join(f"{r['reads'][name]['p95_ms']:>16}" for r in results) + f"   {ratio:5.2f}  {ok}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000000,10000000", help="stored predictions at each timing, ascending")
@@ -150,17 +175,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     tmp = Path(tempfile.mkdtemp(prefix="bench-fleet-reads-"))
-    server = None
-    if args.postgres:
-        import os
-
-        from tests.support.postgres import Postgres
-
-        os.chmod(tmp, 0o755)
-        server = Postgres(tmp).start()
-        db_url = server.url
-    else:
-        db_url = f"sqlite:///{tmp / 'fleet.db'}"
+    db_url, server = open_store(tmp, args.postgres)
     try:
         db = connect(db_url)
         register(db, "1", {label: 20 for label in LABELS})
@@ -180,14 +195,7 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
-    first, last = results[0]["reads"], results[-1]["reads"]
-    print(f"{'read':<20} " + " ".join(f"{'p95 ms @' + format(r['size'], ','):>16}" for r in results) + "   ratio  ok")
-    for name in first:
-        ratio = last[name]["p95_ms"] / first[name]["p95_ms"]
-        ok = (last[name]["p95_ms"] <= 100 or name in UNTARGETED) and ratio <= 1.5
-        print(
-            f"{name:<20} " + " ".join(f"{r['reads'][name]['p95_ms']:>16}" for r in results) + f"   {ratio:5.2f}  {ok}"
-        )
+    print_reads(results)
     print(f"store: {db_url}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections import deque
 from collections.abc import Iterable
 
 import paho.mqtt.client as mqtt
@@ -55,16 +56,24 @@ class Publisher:
     ) -> None:
         """Each seq's prediction; `per_message` above 1: in batches of that many consecutive seqs."""
         topic = (topics or protocol.Topics()).predictions(device_id)
-        infos: list[mqtt.MQTTMessageInfo] = []
         seqs = iter(seqs)
-        while chunk := list(itertools.islice(seqs, per_message)):
+        self.send_all(
+            (topic, prediction(device_id, chunk[0]) if per_message == 1 else batch(device_id, chunk))
+            for chunk in iter(lambda: list(itertools.islice(seqs, per_message)), [])
+        )
+
+    def send_all(self, messages: Iterable[tuple[str, bytes]]) -> int:
+        """Publish each (topic, payload) at QoS 1; returns, once the broker acknowledged them all, how many."""
+        infos: deque[mqtt.MQTTMessageInfo] = deque()
+        sent = 0
+        for topic, payload in messages:
             if len(infos) >= MAX_OUTSTANDING:  # message ids are 16 bits: never more unacknowledged than that
-                infos.pop(0).wait_for_publish(timeout=60)
-            infos.append(
-                self.send(topic, prediction(device_id, chunk[0]) if per_message == 1 else batch(device_id, chunk))
-            )
+                infos.popleft().wait_for_publish(timeout=60)
+            infos.append(self.send(topic, payload))
+            sent += 1
         for info in infos:
             info.wait_for_publish(timeout=60)
+        return sent
 
     def close(self) -> None:
         self.client.disconnect()
