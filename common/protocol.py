@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -219,6 +220,20 @@ class Telemetry(_Payload):
         None, description="model announcements received, swapped in and rejected, in all and by reason"
     )
     system: dict[str, Any] | None = Field(None, description="CPU, GPU, memory, temperatures, power (jtop or psutil)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite_extras(cls, data: Any) -> Any:
+        """An extra figure that is Infinity or NaN (Python's json reads them) is dropped: JSON has no such
+        number, so it would be stored as null and read back as absent, never the same twice."""
+        if not isinstance(data, dict):
+            return data
+        declared = {field.alias or name for name, field in cls.model_fields.items()} | set(cls.model_fields)
+        return {
+            key: value
+            for key, value in data.items()
+            if key in declared or not (isinstance(value, float) and not math.isfinite(value))
+        }
 
 
 class Announcement(_Payload):

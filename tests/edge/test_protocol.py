@@ -157,6 +157,14 @@ def test_telemetry_keeps_what_it_does_not_know_and_names_the_model() -> None:
     assert json.loads(telemetry.encode()) == sent
 
 
+def test_telemetry_drops_an_extra_figure_json_cannot_hold_and_refuses_a_declared_one() -> None:
+    telemetry = protocol.Telemetry.decode(b'{"": Infinity, "emc_percent": NaN, "gpu_mhz": 918.0}')
+    assert telemetry.encode() == b'{"schema":1,"gpu_mhz":918.0}'
+    assert protocol.Telemetry.decode(telemetry.encode()) == telemetry
+    with pytest.raises(protocol.ProtocolError):
+        protocol.Telemetry.decode(b'{"fps": Infinity}')
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [(b"{not json", "bad_json"), (b"[" * 30_000, "bad_json"), (b"[1, 2]", "schema"), (b'{"fps": -1}', "schema")],
