@@ -5,7 +5,8 @@ size their header declares first, then a decode at an eighth of it)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from cloud.options import DEFAULT_SAMPLE_MAX_SIDE
@@ -35,6 +36,7 @@ class DeviceUpdate:
     device_id: str
     kind: str  # "status" or "telemetry"
     values: dict[str, Any]
+    cameras: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # telemetry's figures by camera
 
 
 def _decode_json(payload: bytes, kind: protocol.Kind[Any]) -> Any:
@@ -91,4 +93,9 @@ def device_update(device_id: str, kind: str, payload: bytes) -> DeviceUpdate:
             values |= {"model_name": status.model.name, "model_version": status.model.version}
         return DeviceUpdate(device_id, kind, values)
     telemetry = _decode_json(payload, protocol.TELEMETRY)
-    return DeviceUpdate(device_id, kind, {"fps": telemetry.fps, "telemetry": telemetry.encode().decode()})
+    cameras = telemetry.cameras or {}
+    for name in cameras:
+        protocol.check_id(name, "camera name")
+    values = {"fps": telemetry.fps, "telemetry": telemetry.encode().decode()}
+    # A device with one camera names none on the wire: its figures are the device's, not a camera's.
+    return DeviceUpdate(device_id, kind, values, cameras if len(cameras) > 1 else {})

@@ -44,12 +44,15 @@ class Tally:
 
 @dataclass
 class DeviceWindow:
-    """One device's predictions since `since`: overall, per label, per model version."""
+    """One device's predictions since `since` (of one camera, when `camera` names one): overall, per
+    label, per model version, and how many each camera made ('' for a device's only camera)."""
 
     device_id: str
     since: float
     low_threshold: float
+    camera: str | None = None
     total: Tally = field(default_factory=Tally)
+    cameras: Counter[str] = field(default_factory=Counter)
     labels: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
     versions: dict[protocol.ModelRef, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     version_last_ts: dict[protocol.ModelRef, float] = field(default_factory=dict)
@@ -75,6 +78,7 @@ class DeviceWindow:
         model = _model(group.model_name, group.model_version)
         n, scores, low = group.predictions, group.score_sum, group.low
         self.total.add(n, scores, low)
+        self.cameras[group.camera] += n
         self.labels[group.label].add(n, scores, low)
         self.versions[model][group.label] += n
         self.version_last_ts[model] = max(group.last_ts, self.version_last_ts.get(model, group.last_ts))
@@ -91,18 +95,23 @@ def _model(name: str, version: str) -> protocol.ModelRef:
 
 
 def fleet_windows(
-    db: Database, device_ids: list[str], since: float, low_threshold: float = LOW_CONFIDENCE
+    db: Database,
+    device_ids: list[str],
+    since: float,
+    low_threshold: float = LOW_CONFIDENCE,
+    camera: str | None = None,
 ) -> dict[str, DeviceWindow]:
-    """Each device's window (an empty one for a device with no prediction in it)."""
-    windows = {d: DeviceWindow(d, since, low_threshold) for d in device_ids}
-    for group in window_store.label_groups(db, device_ids, since, low_threshold):
+    """Each device's window (an empty one for a device with no prediction in it), of one camera when named."""
+    windows = {d: DeviceWindow(d, since, low_threshold, camera) for d in device_ids}
+    for group in window_store.label_groups(db, device_ids, since, low_threshold, camera):
         windows[group.device_id].add(group)
     return windows
 
 
-def histogram(db: Database, device_id: str, since: float) -> tuple[list[float], list[int]]:
-    """Lower edge of each bin of the top-1 score, and the predictions in it."""
-    return [i / BINS for i in range(BINS)], window_store.score_histogram(db, device_id, since, BINS)
+def histogram(db: Database, window: DeviceWindow) -> tuple[list[float], list[int]]:
+    """Lower edge of each bin of the top-1 score, and the window's predictions in it."""
+    counts = window_store.score_histogram(db, window.device_id, window.since, BINS, window.camera)
+    return [i / BINS for i in range(BINS)], counts
 
 
 def latency_percentiles(db: Database, window: DeviceWindow) -> dict[str, dict[int, float]]:
@@ -111,6 +120,6 @@ def latency_percentiles(db: Database, window: DeviceWindow) -> dict[str, dict[in
     if not n:
         return {"infer": {}, "total": {}}
     ranks = {p: -(-p * n // 100) for p in PERCENTILES}
-    rows = window_store.ranked(db, window.device_id, window.since, list(ranks.values()))
+    rows = window_store.ranked(db, window.device_id, window.since, list(ranks.values()), window.camera)
     by_rank = {"infer": {r.infer_rank: r.infer_ms for r in rows}, "total": {r.total_rank: r.total_ms for r in rows}}
     return {kind: {p: values[rank] for p, rank in ranks.items() if rank in values} for kind, values in by_rank.items()}

@@ -1,5 +1,5 @@
 """Writing one batch of ingested messages in one transaction: predictions stored once per
-(device_id, seq) (a redelivery counts as a duplicate), devices upserted, samples filed by content
+(device_id, seq) (a redelivery counts as a duplicate), devices and their cameras upserted, samples filed by content
 hash under the data directory (never by a name a device chose)."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cloud.aggregator.parse import DeviceUpdate, Sample
 from cloud.store import Database
+from cloud.store import cameras as camera_store
 from cloud.store import devices as device_store
 from cloud.store import predictions as prediction_store
 from cloud.store import samples as sample_store
@@ -59,10 +60,11 @@ def write(db: Database, data_dir: Path, batch: Batch) -> tuple[int, int]:
             sample_store.insert(
                 cur, sample_id=sample.id, device_id=m.device_id, seq=m.seq, ts=m.ts, received=received,
                 model_name=m.model.name, model_version=m.model.version, predicted=m.top_k[0].label,
-                score=m.top_k[0].score, reason=m.reason, size=len(sample.jpeg),
+                score=m.top_k[0].score, reason=m.reason, size=len(sample.jpeg), camera=m.camera,
             )  # fmt: skip
         for update in batch.updates:
             device_store.upsert(cur, update.device_id, received, _columns(update))
+            camera_store.report(cur, update.device_id, update.cameras)
     return stored, len(batch.predictions) - stored
 
 

@@ -21,12 +21,26 @@ from cloud.api.guard import Guard, page_policy
 from cloud.api.window import Confidence, Window, confidence_report, window_report
 from cloud.selection.queue import Queue
 from cloud.store import Database
+from cloud.store import cameras as camera_store
 from cloud.store import devices as device_store
 from cloud.store import windows as window_store
 from common import protocol
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
 ANYONE = Access()  # no token: every read and write open
+RATE_S = 60.0  # a camera's rate is over the last minute: one that stopped shows 0 within it
+
+
+class Camera(BaseModel):
+    """One of a device's named cameras (a device with one camera names none and lists none)."""
+
+    name: str
+    predictions: int = Field(description="stored, all time")
+    rate: float = Field(description=f"predictions per second over the last {RATE_S:g} seconds (by capture time)")
+    last_seen: float | None = Field(description="when its newest prediction arrived; None: only telemetry named it")
+    fps: float | None = Field(description="frames it classified per second, as its device's latest telemetry said")
+    dropped: int | None = Field(description="frames replaced by a newer one before inference took them (telemetry)")
+    reopens: int | None = Field(description="times its source was opened again after failing (telemetry)")
 
 
 class Device(BaseModel):
@@ -46,9 +60,11 @@ class Device(BaseModel):
     window_fps: float | None
     drift: float | None = Field(description="Jensen–Shannon distance (base 2) to the model's training labels")
     drift_basis: DriftBasis
+    cameras: list[Camera] = Field(description="its named cameras, by name (empty: it has one camera)")
 
 
 WINDOW = Query(None, gt=0, description="seconds back from now (default: the service's window)")
+CAMERA = Query(None, min_length=1, max_length=64, description="only this camera's predictions (default: all of them)")
 LOW = Query(LOW_CONFIDENCE, ge=0, le=1, description="a top-1 score under this is low confidence")
 
 
@@ -76,10 +92,32 @@ def create_app(
         windows = fleet_windows(db, [r.device_id for r in rows], time.time() - seconds)
         return rows, windows, fleet_drift(db, windows.values())
 
+    def cameras() -> dict[str, list[Camera]]:
+        """Each device's named cameras with their rate over the last minute (the rollups' tens, for those
+        devices only)."""
+        named = camera_store.fleet(db)
+        minute = fleet_windows(db, list(named), time.time() - RATE_S)
+        return {
+            device_id: [
+                Camera(
+                    name=c.camera,
+                    predictions=c.predictions,
+                    rate=minute[device_id].cameras[c.camera] / RATE_S,
+                    last_seen=c.last_seen,
+                    fps=c.fps,
+                    dropped=None if c.dropped is None else int(c.dropped),
+                    reopens=None if c.reopens is None else int(c.reopens),
+                )
+                for c in listed
+            ]
+            for device_id, listed in named.items()
+        }
+
     @app.get("/api/devices", response_model=list[Device])
     def devices(window: float | None = WINDOW) -> list[Device]:
         seconds = window or window_s
         rows, windows, drifts = fleet(seconds)
+        named = cameras()
         return [
             Device(
                 device_id=row.device_id,
@@ -98,32 +136,45 @@ def create_app(
                 window_fps=windows[row.device_id].fps,
                 drift=drifts[row.device_id].value,
                 drift_basis=drifts[row.device_id].basis,
+                cameras=named.get(row.device_id, []),
             )
             for row in rows
         ]
 
     @app.get("/api/devices/{device_id}/labels", response_model=dict[str, int])
-    def labels(device_id: str, window: float = Query(3600, gt=0, description="seconds back from now")) -> dict:
-        return window_store.label_counts(db, device_id, time.time() - window)
+    def labels(
+        device_id: str,
+        window: float = Query(3600, gt=0, description="seconds back from now"),
+        camera: str | None = CAMERA,
+    ) -> dict:
+        return window_store.label_counts(db, device_id, time.time() - window, camera)
 
     @app.get("/api/devices/{device_id}/confidence", response_model=Confidence)
     def confidence(
         device_id: str,
         window: float = Query(3600, gt=0, description="seconds back from now"),
         low_threshold: float = LOW,
+        camera: str | None = CAMERA,
     ) -> Confidence:
         since = time.time() - window
-        return confidence_report(db, fleet_windows(db, [device_id], since, low_threshold)[device_id])
+        return confidence_report(db, fleet_windows(db, [device_id], since, low_threshold, camera)[device_id])
 
     @app.get("/api/devices/{device_id}/window", response_model=Window)
-    def device_window(device_id: str, window: float | None = WINDOW, low_threshold: float = LOW) -> Window:
-        """Counts, confidence, latency, fps and label drift of one device over a sliding window."""
+    def device_window(
+        device_id: str, window: float | None = WINDOW, low_threshold: float = LOW, camera: str | None = CAMERA
+    ) -> Window:
+        """Counts, confidence, latency, fps and label drift of one device (or one of its cameras) over a
+        sliding window."""
         device = device_store.get(db, device_id)
         if device is None:
             raise HTTPException(404, "no such device")
         seconds = window or window_s
-        found = fleet_windows(db, [device_id], time.time() - seconds, low_threshold)
-        return window_report(db, found[device_id], seconds, fleet_drift(db, found.values())[device_id], device.fps)
+        found = fleet_windows(db, [device_id], time.time() - seconds, low_threshold, camera)
+        fps = device.fps
+        if camera is not None:
+            named = camera_store.get(db, device_id, camera)
+            fps = named.fps if named else None
+        return window_report(db, found[device_id], seconds, fleet_drift(db, found.values())[device_id], fps)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def dashboard() -> HTMLResponse:

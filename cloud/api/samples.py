@@ -37,6 +37,7 @@ ORDER = Query(
 class SampleOut(BaseModel):
     id: str
     device_id: str
+    camera: str | None = Field(description="which of the device's cameras saw it; None: the device has one")
     seq: int
     ts: float
     predicted: str

@@ -39,6 +39,7 @@ class LatencyWindow(BaseModel):
 
 class Window(BaseModel):
     device_id: str
+    camera: str | None = Field(description="the one camera of the device it counts; None: all of them")
     window: float = Field(description="seconds back from now, by the predictions' capture time (ts)")
     since: float
     predictions: int
@@ -49,7 +50,7 @@ class Window(BaseModel):
     infer_ms: LatencyWindow
     total_ms: LatencyWindow
     fps: float | None = Field(description="predictions per second between the window's first and last prediction")
-    telemetry_fps: float | None = Field(description="the frame rate the device last reported")
+    telemetry_fps: float | None = Field(description="the frame rate the device (or the camera) last reported")
     model: protocol.ModelRef | None = Field(description="the version of the newest prediction: drift's basis")
     drift: float | None = Field(description="Jensen–Shannon distance (base 2) to the model's training labels")
     drift_basis: DriftBasis = Field(description="training_labels when drift is a number, else why it is null")
@@ -57,7 +58,7 @@ class Window(BaseModel):
 
 def confidence_report(db: Database, window: windows.DeviceWindow) -> Confidence:
     """What /confidence always returned (mean and low share 0 for an empty window), now also inside /window."""
-    bins, counts = windows.histogram(db, window.device_id, window.since)
+    bins, counts = windows.histogram(db, window)
     return Confidence(
         predictions=window.total.predictions,
         mean=window.total.mean or 0.0,
@@ -80,6 +81,7 @@ def window_report(
     }
     return Window(
         device_id=window.device_id,
+        camera=window.camera,
         window=seconds,
         since=window.since,
         predictions=n,

@@ -211,7 +211,7 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.05)
 
 
-ROWS_PER_INSERT = 512  # 11 columns: far below SQLite's 32766 and psycopg's 65535 parameters
+ROWS_PER_INSERT = 512  # 12 columns: far below SQLite's 32766 and psycopg's 65535 parameters
 
 
 def _statement_sizes(n: int) -> list[int]:

@@ -12,13 +12,13 @@ from typing import Final
 
 from pydantic import TypeAdapter
 
-from cloud.store import devices, rollups
+from cloud.store import cameras, devices, rollups
 from cloud.store.db import Cursor
 from common import protocol
 
 _COLUMNS = ("device_id", "seq", "ts", "model_name", "model_version", "label", "score", "top_k", "infer_ms",
-            "total_ms", "received")  # fmt: skip
-Row = tuple[str, int, float, str, str, str, float, str, float, float, float]
+            "total_ms", "received", "camera")  # fmt: skip
+Row = tuple[str, int, float, str, str, str, float, str, float, float, float, str | None]
 _DEVICE: Final = 0  # positions in _COLUMNS
 _TS: Final = 2
 _MODEL_NAME: Final = 3
@@ -34,7 +34,7 @@ def prediction_row(device_id: str, p: protocol.BatchedPrediction, received: floa
     best = p.top_k[0]
     top_k = _TOP_K.serializer.to_json(p.top_k).decode()
     return (device_id, p.seq, p.ts, p.model.name, p.model.version, best.label, best.score, top_k,
-            p.latency_ms.infer, p.latency_ms.total, received)  # fmt: skip
+            p.latency_ms.infer, p.latency_ms.total, received, p.camera)  # fmt: skip
 
 
 def newest_ts(rows: Sequence[Row]) -> float:
@@ -44,12 +44,18 @@ def newest_ts(rows: Sequence[Row]) -> float:
 
 def insert(cur: Cursor, rows: Sequence[Row], received: float) -> int:
     """Store each row once per (device_id, seq); in the same transaction, add the rows stored (not the
-    duplicates) to their devices' counters and to the rollups, and mark each device seen at `received`
-    with the model of its newest prediction. Returns the rows stored (the rest were there already)."""
+    duplicates) to their devices' and cameras' counters and to the rollups, and mark each device seen at
+    `received` with the model of its newest prediction. Returns the rows stored (the rest were there already)."""
     stored = cur.insert_returning(_INSERT, rows, _RETURNING)
     devices.touch(cur, _seen(rows, stored), received)
+    cameras.touch(cur, _by_camera(stored), received)
     rollups.add(cur, stored)
     return len(stored)
+
+
+def _by_camera(stored: Sequence[rollups.Stored]) -> Counter[tuple[str, str]]:
+    """The rows stored of each named camera, by (device id, camera)."""
+    return Counter((device_id, camera) for device_id, _seq, _ts, camera, *_ in stored if camera is not None)
 
 
 def _seen(rows: Sequence[Row], stored: Sequence[rollups.Stored]) -> list[devices.Seen]:

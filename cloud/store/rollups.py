@@ -1,4 +1,4 @@
-"""The prediction_rollups table: the predictions of each device, model version and label per bucket of
+"""The prediction_rollups table: the predictions of each device, camera, model version and label per bucket of
 a minute and of ten seconds, added to by the writer in the transaction that stores the rows, so that a
 window of any length costs its minutes (and the tens and seconds of its first minute), never the rows
 behind them. Only rows actually stored are added (a duplicate never is), and nothing here is derived
@@ -12,12 +12,12 @@ from cloud.store.db import Cursor
 from cloud.store.schema import LOW, WIDTHS
 
 # What the writer hands over of each stored row, in this order (as its INSERT … RETURNING gives them).
-COLUMNS = ("device_id", "seq", "ts", "model_name", "model_version", "label", "score", "infer_ms", "total_ms")
-Stored = tuple[str, int, float, str, str, str, float, float, float]
+COLUMNS = ("device_id", "seq", "ts", "camera", "model_name", "model_version", "label", "score", "infer_ms", "total_ms")
+Stored = tuple[str, int, float, str | None, str, str, str, float, float, float]
 
-_INSERT = """INSERT INTO prediction_rollups (device_id, width, bucket, model_name, model_version, label, predictions,
-    score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum)"""
-_ADD = """ON CONFLICT (device_id, width, bucket, model_name, model_version, label) DO UPDATE SET
+_INSERT = """INSERT INTO prediction_rollups (device_id, width, bucket, camera, model_name, model_version, label,
+    predictions, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum)"""
+_ADD = """ON CONFLICT (device_id, width, bucket, camera, model_name, model_version, label) DO UPDATE SET
     predictions = prediction_rollups.predictions + excluded.predictions,
     score_sum = prediction_rollups.score_sum + excluded.score_sum,
     low = prediction_rollups.low + excluded.low,
@@ -28,7 +28,7 @@ _ADD = """ON CONFLICT (device_id, width, bucket, model_name, model_version, labe
 
 
 MINUTE, TEN = WIDTHS
-_Key = tuple[str, int, str, str, str]  # device_id, bucket, model_name, model_version, label
+_Key = tuple[str, int, str, str, str, str]  # device_id, bucket, camera ('' for none), model_name, model_version, label
 
 
 def bucket(ts: float, width: int) -> int:
@@ -41,8 +41,8 @@ def add(cur: Cursor, stored: Iterable[Stored]) -> None:
     m holds tens 6m to 6m + 5 exactly), then one upsert per bucket and group, in key order (two
     instances adding to the same buckets then lock them in the same order)."""
     tens: dict[_Key, list] = {}
-    for device_id, _seq, ts, model_name, model_version, label, score, infer_ms, total_ms in stored:
-        key = (device_id, int(ts // TEN), model_name, model_version, label)
+    for device_id, _seq, ts, camera, model_name, model_version, label, score, infer_ms, total_ms in stored:
+        key = (device_id, int(ts // TEN), camera or "", model_name, model_version, label)
         _fold(tens, key, 1, score, int(score < LOW), ts, ts, infer_ms, total_ms)
     minutes: dict[_Key, list] = {}
     for (device_id, ten, *group), sums in tens.items():

@@ -26,6 +26,7 @@ class StoredSample:
     dataset_path: str | None  # relative to the data directory
     model_name: str
     model_version: str
+    camera: str | None  # which of the device's cameras saw it; None: the device has one
 
 
 class Placement(NamedTuple):
@@ -53,13 +54,14 @@ def insert(
     score: float,
     reason: str,
     size: int,
+    camera: str | None,
 ) -> None:
     """A new sample, unlabelled; one already stored (the same picture) is left as it is."""
     cur.execute(
         """INSERT INTO samples
-        (id, device_id, seq, ts, received, model_name, model_version, predicted, score, reason, bytes)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
-        (sample_id, device_id, seq, ts, received, model_name, model_version, predicted, score, reason, size),
+        (id, device_id, seq, ts, received, model_name, model_version, predicted, score, reason, bytes, camera)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING""",
+        (sample_id, device_id, seq, ts, received, model_name, model_version, predicted, score, reason, size, camera),
     )
 
 

@@ -12,7 +12,13 @@ Migration 3 makes every read cost the fleet's size, not history's: per-device co
 (predictions stored, lowest and highest seq, duplicates received) and `prediction_rollups`, the
 predictions per device, bucket of `width` seconds (60 and 10: `bucket` is `floor(ts / width)`), model
 version and label, both kept by the writer in the transaction that stores the rows, and filled here
-once from the rows already stored (duplicates received before it were never kept: they start at 0)."""
+once from the rows already stored (duplicates received before it were never kept: they start at 0).
+
+Migration 4 is several cameras per device: predictions and samples name their `camera` (NULL: the device
+has one and names none); the rollups are keyed by camera too ('' for none: a key column cannot be NULL),
+rebuilt from the old ones (a copy of the rollups, not a scan of the rows); `cameras` is a row per named
+camera of a device: its predictions stored and when the last of them arrived, kept by the writer like the
+devices' counters, and its figures from its device's latest telemetry (fps, frames dropped, reopens)."""
 
 LOW = 0.5  # prediction_rollups.low counts the predictions scored under this: the windows' default threshold
 
@@ -146,5 +152,42 @@ MIGRATIONS: list[list[str]] = [
             FROM predictions GROUP BY device_id, b, model_name, model_version, label"""
             for width in WIDTHS
         ),
+    ],
+    [
+        "ALTER TABLE predictions ADD COLUMN camera TEXT",
+        "ALTER TABLE samples ADD COLUMN camera TEXT",
+        """CREATE TABLE cameras (
+            device_id TEXT NOT NULL,
+            camera TEXT NOT NULL,
+            predictions BIGINT NOT NULL DEFAULT 0,
+            last_seen DOUBLE PRECISION,
+            fps DOUBLE PRECISION,
+            dropped DOUBLE PRECISION,
+            reopens DOUBLE PRECISION,
+            PRIMARY KEY (device_id, camera)
+        )""",
+        """CREATE TABLE prediction_rollups_by_camera (
+            device_id TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            bucket BIGINT NOT NULL,
+            camera TEXT NOT NULL,
+            model_name TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            label TEXT NOT NULL,
+            predictions BIGINT NOT NULL,
+            score_sum DOUBLE PRECISION NOT NULL,
+            low BIGINT NOT NULL,
+            first_ts DOUBLE PRECISION NOT NULL,
+            last_ts DOUBLE PRECISION NOT NULL,
+            infer_ms_sum DOUBLE PRECISION NOT NULL,
+            total_ms_sum DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (device_id, width, bucket, camera, model_name, model_version, label)
+        )""",
+        """INSERT INTO prediction_rollups_by_camera (device_id, width, bucket, camera, model_name, model_version, label,
+            predictions, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum)
+            SELECT device_id, width, bucket, '', model_name, model_version, label, predictions, score_sum, low,
+            first_ts, last_ts, infer_ms_sum, total_ms_sum FROM prediction_rollups""",
+        "DROP TABLE prediction_rollups",
+        "ALTER TABLE prediction_rollups_by_camera RENAME TO prediction_rollups",
     ],
 ]

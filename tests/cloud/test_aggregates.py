@@ -182,6 +182,10 @@ def test_openapi_documents_the_window(api) -> None:
     window = schema["components"]["schemas"]["Window"]["properties"]
     assert {"labels", "confidence", "infer_ms", "total_ms", "fps", "drift", "drift_basis"} <= window.keys()
     assert schema["components"]["schemas"]["Device"]["properties"]["drift"]
+    camera = schema["components"]["schemas"]["Camera"]["properties"]
+    assert {"name", "predictions", "rate", "last_seen", "fps", "dropped", "reopens"} == camera.keys()
+    parameters = {p["name"] for p in schema["paths"]["/api/devices/{device_id}/labels"]["get"]["parameters"]}
+    assert parameters == {"device_id", "window", "camera"}
 
 
 def test_js_distance_and_label_escaping() -> None:

@@ -1,11 +1,15 @@
 """The dashboard in a real browser (headless Chromium): it loads, shows the devices sending in the
 test with their group and label drift, a device's window figures, and updates as their predictions
-arrive. The screenshot is kept in test-artifacts/."""
+arrive; a device with three cameras shows each with its counts, rate and telemetry, the window of
+one of them, and the camera its sample came from. The screenshot is kept in test-artifacts/."""
 
 import shutil
 import signal
 import time
 from pathlib import Path
+
+import cv2
+import numpy as np
 
 from cloud.store import connect
 from common import protocol
@@ -13,12 +17,31 @@ from tests.support.fleet import Publisher
 from tests.support.paths import ARTIFACTS
 from tests.support.ports import free_port
 from tests.support.registry import register
+from tests.support.samples import sample_properties
 from tests.support.serve import metric, start_serve
 from tests.support.waiting import wait_for
 
 
 def cell(page, row: str, column: str) -> str:
     return page.locator(f"{row} td[data-col='{column}']").inner_text()
+
+
+def send_three_cameras(fleet: Publisher) -> None:
+    """edge-3: 30 predictions from door (in batches), 20 from yard (alone), 10 from gate, its telemetry, and a
+    sample gate sent."""
+    topics = protocol.Topics()
+    fleet.send_predictions("edge-3", range(1, 31), per_message=10, camera="door")
+    fleet.send_predictions("edge-3", range(31, 51), camera="yard")
+    fleet.send_predictions("edge-3", range(51, 61), per_message=10, camera="gate")
+    figures = {"door": {"fps": 12.0, "dropped": 4.0, "reopens": 0.0}, "yard": {"fps": 6.0, "dropped": 0, "reopens": 0},
+               "gate": {"fps": 2.0, "dropped": 1.0, "reopens": 3.0}}  # fmt: skip
+    fleet.send(topics.telemetry("edge-3"), protocol.Telemetry(fps=20.0, cameras=figures).encode(), qos=0)
+    _, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 120, np.uint8))
+    meta = protocol.SampleMeta(
+        device_id="edge-3", seq=55, ts=time.time(), camera="gate", model=protocol.ModelRef(name="flowers", version="1"),
+        top_k=[protocol.Score(label="daisy", score=0.9)], reason="random",
+    )  # fmt: skip
+    fleet.send(topics.samples("edge-3"), jpeg.tobytes(), properties=sample_properties(meta)).wait_for_publish(10)
 
 
 def test_dashboard_shows_the_fleet_and_follows_it_live(broker, browser, tmp_path: Path) -> None:
@@ -63,6 +86,23 @@ def test_dashboard_shows_the_fleet_and_follows_it_live(broker, browser, tmp_path
         assert stats.locator("[data-stat='capture to publish']").inner_text().endswith("p50 4.0 ms, p95 4.0 ms")
         assert "0.558 against flowers 1" in stats.locator("[data-stat='label drift']").inner_text()
         assert float(stats.locator("[data-stat='predictions/s']").inner_text().split(": ")[1]) > 0
+
+        send_three_cameras(fleet)  # now: their rates are over the last minute
+        page.wait_for_selector("#cameras tr[data-camera='gate'] td[data-col='reopens']:text-is('3')", timeout=20_000)
+        columns = ("device", "predictions", "rate", "fps", "dropped")
+        expected = {"door": ["edge-3", "30", "0.5", "12.0", "4"], "gate": ["edge-3", "10", "0.2", "2.0", "1"],
+                    "yard": ["edge-3", "20", "0.3", "6.0", "0"]}  # fmt: skip
+
+        def shown() -> dict:
+            return {c: [cell(page, f"#cameras tr[data-camera='{c}']", col) for col in columns] for c in expected}
+
+        wait_for(lambda: shown() == expected, 20, "the cameras' figures")
+        assert page.locator("#cameras tr").count() == 3, "cam-1 and cam-2 have one camera each: they name none"
+        page.click("#cameras tr[data-camera='yard']")
+        page.wait_for_function("document.getElementById('window-device').textContent === 'edge-3/yard'", timeout=20_000)
+        assert cell(page, daisy, "predictions") == "20"
+        assert page.locator("#chosen").inner_text() == "edge-3/yard"
+        page.wait_for_selector(".sample:has-text('edge-3/gate: daisy 0.90')", timeout=20_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

@@ -176,6 +176,61 @@ def test_status_and_telemetry_update_the_fleet_table(broker, aggregator) -> None
     assert device["predictions"] == 0
 
 
+def test_three_cameras_are_counted_windowed_and_name_their_samples(broker, aggregator) -> None:
+    ingest, api = aggregator
+    topics = protocol.Topics()
+    fleet = Publisher(broker.port)
+    fleet.send_predictions("edge-1", range(1, 41), per_message=20, camera="door")  # schema 2
+    fleet.send_predictions("edge-1", range(41, 61), camera="yard")  # schema 1
+    fleet.send(topics.predictions("edge-1"), batch("edge-1", range(61, 71), "roses", 0.3, "gate")).wait_for_publish(10)
+    fleet.send_predictions("solo", range(1, 6))  # one camera: it names none
+    figures = {"door": {"fps": 10.0, "dropped": 3.0, "reopens": 0.0}, "yard": {"fps": 5.0, "dropped": 0.0},
+               "gate": {"fps": 1.5, "dropped": 0.0, "reopens": 2.0}, "attic": {"fps": 0.0, "reopens": 7.0}}  # fmt: skip
+    fleet.send(topics.telemetry("edge-1"), protocol.Telemetry(fps=16.5, cameras=figures).encode(), qos=0)
+    fleet.send(topics.telemetry("solo"), protocol.Telemetry(fps=9.0, cameras={"0": {"fps": 9.0}}).encode(), qos=0)
+    _, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
+    meta = protocol.SampleMeta(
+        device_id="edge-1", seq=63, ts=time.time(), camera="gate", model=protocol.ModelRef(name="flowers", version="1"),
+        top_k=[protocol.Score(label="roses", score=0.3)], reason="low_confidence",
+    )  # fmt: skip
+    fleet.send(topics.samples("edge-1"), jpeg.tobytes(), properties=sample_properties(meta)).wait_for_publish(10)
+    fleet.close()
+    wait_for(
+        lambda: ingest.metrics.counts["stored"] >= 75 and ingest.metrics.counts["samples_stored"] >= 1, 10, "ingest"
+    )
+
+    def devices() -> dict:
+        return {d["device_id"]: d for d in api.get("/api/devices").json()}
+
+    wait_for(lambda: all(d["fps"] for d in devices().values()), 10, "both telemetries")
+
+    edge, solo = devices()["edge-1"], devices()["solo"]
+    assert (edge["predictions"], edge["missing"], solo["predictions"], solo["cameras"]) == (70, 0, 5, [])
+    cameras = {c["name"]: c for c in edge["cameras"]}
+    assert list(cameras) == ["attic", "door", "gate", "yard"], "by name; attic only in telemetry"
+    assert {name: c["predictions"] for name, c in cameras.items()} == {"attic": 0, "door": 40, "gate": 10, "yard": 20}
+    assert cameras["door"]["rate"] == pytest.approx(40 / 60)
+    assert cameras["attic"]["rate"] == 0
+    assert (cameras["door"]["fps"], cameras["door"]["dropped"], cameras["door"]["reopens"]) == (10.0, 3, 0)
+    assert (cameras["attic"]["last_seen"], cameras["attic"]["reopens"], cameras["yard"]["reopens"]) == (None, 7, None)
+    assert cameras["gate"]["last_seen"] == pytest.approx(time.time(), abs=10)
+
+    labels = "/api/devices/edge-1/labels"
+    assert api.get(labels, params={"window": 600}).json() == {"daisy": 60, "roses": 10}
+    assert api.get(labels, params={"window": 600, "camera": "gate"}).json() == {"roses": 10}
+    assert api.get(labels, params={"camera": "nowhere"}).json() == {}
+    gate = api.get("/api/devices/edge-1/window", params={"camera": "gate"}).json()
+    assert (gate["camera"], gate["predictions"], gate["telemetry_fps"]) == ("gate", 10, 1.5)
+    assert (gate["confidence"]["low_share"], gate["confidence"]["counts"][3]) == (1.0, 10)
+    assert [label["label"] for label in gate["labels"]] == ["roses"]
+    whole = api.get("/api/devices/edge-1/window").json()
+    assert (whole["camera"], whole["predictions"], whole["telemetry_fps"]) == (None, 70, 16.5)
+    confidence = api.get("/api/devices/edge-1/confidence", params={"window": 600, "camera": "door"}).json()
+    assert (confidence["predictions"], confidence["low_share"]) == (40, 0)
+    (sample,) = api.get("/api/samples").json()
+    assert (sample["device_id"], sample["camera"], sample["seq"]) == ("edge-1", "gate", 63)
+
+
 def test_instances_sharing_a_subscription_split_the_load_and_store_once(broker, db_url, tmp_path) -> None:
     instances = []
     for name in ("a", "b"):

@@ -1,7 +1,8 @@
 """Counters and per-minute rollups, on SQLite and PostgreSQL: after random batches with duplicates and
-gaps written through the aggregator's writer, they and every window read agree with a full scan of what
-should have been stored (the first copy of each (device_id, seq)), and still do once old raw rows are
-deleted; the migration fills them once from rows stored before it."""
+gaps from several cameras written through the aggregator's writer, they and every window read (of a
+device, and of one camera) agree with a full scan of what should have been stored (the first copy of
+each (device_id, seq)), and still do once old raw rows are deleted; the migrations fill them once from
+rows stored before them, which name no camera."""
 
 import itertools
 import math
@@ -15,9 +16,11 @@ from hypothesis import strategies as st
 
 from cloud.aggregator.windows import fleet_windows
 from cloud.aggregator.writer import Batch, write
+from cloud.store import cameras as camera_store
 from cloud.store import connect, rollups
 from cloud.store import db as db_module
 from cloud.store import devices as device_store
+from cloud.store import samples as sample_store
 from cloud.store import windows as window_store
 from cloud.store.predictions import prediction_row
 from cloud.store.schema import LOW, MIGRATIONS, WIDTHS
@@ -25,8 +28,9 @@ from common import protocol
 
 BASE = 60 * 28_333_334.0  # a minute boundary, in November 2023
 LABELS = ["daisy", "roses", "tulips"]
+CAMERAS = [None, "door", "yard"]  # None: a prediction that names no camera
 
-# (device, seq, seconds after BASE, label, score, model version): seqs drawn from a small range repeat and skip
+# (device, seq, seconds after BASE, label, score, model version, camera): seqs drawn from a small range repeat and skip
 PREDICTION = st.tuples(
     st.integers(0, 2),
     st.integers(1, 25),
@@ -34,15 +38,17 @@ PREDICTION = st.tuples(
     st.sampled_from(LABELS),
     st.sampled_from([0.1, 0.3, 0.5, 0.7, 0.9, 1.0]),
     st.sampled_from(["1", "2"]),
+    st.sampled_from(CAMERAS),
 )
 BATCHES = st.lists(st.lists(PREDICTION, min_size=1, max_size=30), min_size=1, max_size=4)
 
 
-def row(device_id: str, seq: int, ts: float, label: str, score: float, version: str) -> tuple:
+def row(device_id: str, seq: int, ts: float, label: str, score: float, version: str, camera=None) -> tuple:
     return prediction_row(
         device_id,
         protocol.Prediction(
-            device_id=device_id, seq=seq, ts=ts, model=protocol.ModelRef(name="flowers", version=version),
+            device_id=device_id, seq=seq, ts=ts, camera=camera,
+            model=protocol.ModelRef(name="flowers", version=version),
             top_k=[protocol.Score(label=label, score=score)],
             latency_ms=protocol.Latency(infer=seq % 7 + 0.5, total=seq % 7 + 2.25),
         ),
@@ -58,10 +64,10 @@ def store(db_url: str):
 
 
 def scan(db, device_ids: list[str]) -> list[tuple]:
-    """The raw rows of these devices: (device_id, seq, ts, model_version, label, score, infer_ms, total_ms)."""
+    """The raw rows of these devices: (device_id, seq, ts, model_version, label, score, infer_ms, total_ms, camera)."""
     marks = ", ".join("?" for _ in device_ids)
     return db.query(
-        "SELECT device_id, seq, ts, model_version, label, score, infer_ms, total_ms FROM predictions "
+        "SELECT device_id, seq, ts, model_version, label, score, infer_ms, total_ms, camera FROM predictions "
         f"WHERE device_id IN ({marks})",
         device_ids,
     )
@@ -69,8 +75,8 @@ def scan(db, device_ids: list[str]) -> list[tuple]:
 
 def expected_buckets(rows: list[tuple]) -> dict[tuple, tuple]:
     groups: dict[tuple, list] = defaultdict(lambda: [0, 0.0, 0, math.inf, -math.inf, 0.0, 0.0])
-    for (device_id, _, ts, version, label, score, infer, total), width in itertools.product(rows, WIDTHS):
-        g = groups[(device_id, width, int(ts // width), "flowers", version, label)]
+    for (device_id, _, ts, version, label, score, infer, total, camera), width in itertools.product(rows, WIDTHS):
+        g = groups[(device_id, width, int(ts // width), camera or "", "flowers", version, label)]
         g[0] += 1
         g[1] += score
         g[2] += score < LOW
@@ -83,11 +89,11 @@ def expected_buckets(rows: list[tuple]) -> dict[tuple, tuple]:
 def stored_buckets(db, device_ids: list[str]) -> dict[tuple, tuple]:
     marks = ", ".join("?" for _ in device_ids)
     rows = db.query(
-        "SELECT device_id, width, bucket, model_name, model_version, label, predictions, score_sum, low, first_ts, "
-        f"last_ts, infer_ms_sum, total_ms_sum FROM prediction_rollups WHERE device_id IN ({marks})",
+        "SELECT device_id, width, bucket, camera, model_name, model_version, label, predictions, score_sum, low, "
+        f"first_ts, last_ts, infer_ms_sum, total_ms_sum FROM prediction_rollups WHERE device_id IN ({marks})",
         device_ids,
     )
-    return {tuple(r[:6]): tuple(r[6:]) for r in rows}
+    return {tuple(r[:7]): tuple(r[7:]) for r in rows}
 
 
 def assert_buckets_match(db, device_ids: list[str], rows: list[tuple]) -> None:
@@ -97,11 +103,12 @@ def assert_buckets_match(db, device_ids: list[str], rows: list[tuple]) -> None:
         assert stored[key] == (n, pytest.approx(score), low, first, last, pytest.approx(infer), pytest.approx(total))
 
 
-def assert_windows_match(db, device_ids: list[str], rows: list[tuple], since: float) -> None:
-    """Each device's window through the rollups equals the raw rows captured since `since`."""
-    windows = fleet_windows(db, device_ids, since)
+def assert_windows_match(db, device_ids: list[str], rows: list[tuple], since: float, camera=None) -> None:
+    """Each device's window (of `camera`, when named) through the rollups equals the raw rows captured since
+    `since`."""
+    windows = fleet_windows(db, device_ids, since, camera=camera)
     for device_id in device_ids:
-        mine = [r for r in rows if r[0] == device_id and r[2] >= since]
+        mine = [r for r in rows if r[0] == device_id and r[2] >= since and camera in (None, r[8])]
         w = windows[device_id]
         assert w.total.predictions == len(mine)
         assert w.total.score_sum == pytest.approx(sum(r[5] for r in mine))
@@ -111,7 +118,8 @@ def assert_windows_match(db, device_ids: list[str], rows: list[tuple], since: fl
         }
         assert (w.first_ts, w.last_ts) == ((min(r[2] for r in mine), max(r[2] for r in mine)) if mine else (None, None))
         assert w.infer_ms_sum == pytest.approx(sum(r[6] for r in mine))
-        assert window_store.label_counts(db, device_id, since) == {
+        assert w.cameras == {c or "": n for c in CAMERAS if (n := sum(r[8] == c for r in mine))}
+        assert window_store.label_counts(db, device_id, since, camera) == {
             label: n for label in LABELS if (n := sum(r[4] == label for r in mine))
         }
 
@@ -124,7 +132,7 @@ def test_counters_and_rollups_equal_a_full_scan(store, tmp_path: Path, batches, 
     first_copy: dict[tuple[str, int], tuple] = {}
     sent: dict[str, int] = defaultdict(int)
     for batch in batches:
-        rows = [row(device_ids[d], seq, BASE + t, label, score, v) for d, seq, t, label, score, v in batch]
+        rows = [row(device_ids[d], seq, BASE + t, label, score, v, c) for d, seq, t, label, score, v, c in batch]
         stored, duplicates = write(store, tmp_path, Batch(predictions=rows))
         new = {(r[0], r[1]) for r in rows} - first_copy.keys()
         assert (stored, duplicates) == (len(new), len(rows) - len(new))
@@ -132,7 +140,7 @@ def test_counters_and_rollups_equal_a_full_scan(store, tmp_path: Path, batches, 
             first_copy.setdefault((r[0], r[1]), r)
             sent[r[0]] += 1
     raw = scan(store, device_ids)
-    assert sorted(raw) == sorted((r[0], r[1], r[2], r[4], r[5], r[6], r[8], r[9]) for r in first_copy.values())
+    assert sorted(raw) == sorted((r[0], r[1], r[2], r[4], r[5], r[6], r[8], r[9], r[11]) for r in first_copy.values())
 
     fleet = {d.device_id: d for d in device_store.fleet(store) if d.device_id in device_ids}
     for device_id in {r[0] for r in raw}:
@@ -141,9 +149,14 @@ def test_counters_and_rollups_equal_a_full_scan(store, tmp_path: Path, batches, 
         assert (d.predictions, d.first_seq, d.last_seq) == (len(seqs), min(seqs), max(seqs))
         assert d.duplicates == sent[device_id] - len(seqs)
         assert d.missing == max(seqs) - min(seqs) + 1 - len(seqs)
+    named = {(c.device_id, c.camera): c.predictions for cs in camera_store.fleet(store).values() for c in cs}
+    assert {k: n for k, n in named.items() if k[0] in device_ids} == {
+        (d, c): n for d in device_ids for c in CAMERAS[1:] if (n := sum(r[0] == d and r[8] == c for r in raw))
+    }
     assert_buckets_match(store, device_ids, raw)
     for since in (BASE, BASE + cut, BASE + 60, BASE + 70, BASE + 299.5):
         assert_windows_match(store, device_ids, raw, since)
+    assert_windows_match(store, device_ids, raw, BASE + cut, camera="door")
 
     # Retention: raw rows before a minute boundary go; counters and rollups stay, later windows agree.
     boundary = BASE + (cut // 60) * 60
@@ -153,6 +166,7 @@ def test_counters_and_rollups_equal_a_full_scan(store, tmp_path: Path, batches, 
     assert {d.device_id: d for d in device_store.fleet(store) if d.device_id in device_ids} == fleet
     assert_buckets_match(store, device_ids, raw)
     assert_windows_match(store, device_ids, raw, boundary + cut % 60)
+    assert_windows_match(store, device_ids, raw, boundary + cut % 60, camera="yard")
 
 
 def test_the_migration_fills_counters_and_minutes_from_stored_rows(
@@ -165,8 +179,12 @@ def test_the_migration_fills_counters_and_minutes_from_stored_rows(
     rows += [row("cam-2", seq, BASE + seq, "daisy", 0.9, "2") for seq in (1, 2, 5)]
     with old.transaction() as cur:
         cur.insert_rows("INSERT INTO predictions (device_id, seq, ts, model_name, model_version, label, score, top_k, "
-                        "infer_ms, total_ms, received)", rows)  # fmt: skip
+                        "infer_ms, total_ms, received)", [r[:11] for r in rows])  # fmt: skip
         cur.execute("INSERT INTO devices (device_id, last_seen) VALUES ('cam-1', 1), ('cam-2', 1), ('cam-3', 1)")
+        cur.execute(
+            "INSERT INTO samples (id, device_id, seq, ts, received, model_name, model_version, predicted, score, "
+            "reason, bytes) VALUES ('s1', 'cam-1', 10, 1, 1, 'flowers', '1', 'daisy', 0.3, 'random', 9)"
+        )
     old.close()
     monkeypatch.undo()
 
@@ -184,8 +202,16 @@ def test_the_migration_fills_counters_and_minutes_from_stored_rows(
         assert rollups.bucket(math.nextafter(BASE + 60, 0), 60) == int(BASE // 60), "the last float before a minute"
         for since in (BASE, BASE + 30, BASE + 59.5, BASE + 60, BASE + 61.5):
             assert_windows_match(db, ["cam-1", "cam-2"], raw, since)
-        write(db, tmp_path, Batch(predictions=[rows[0], row("cam-1", 15, BASE + 62, "daisy", 0.9, "1")]))
+        assert {r[8] for r in raw} == {None}, "old rows name no camera"
+        assert sample_store.get(db, "s1").camera is None
+        assert camera_store.fleet(db) == {}
+        new = [row("cam-1", 15, BASE + 62, "daisy", 0.9, "1"), row("cam-1", 16, BASE + 62.5, "roses", 0.2, "1", "door")]
+        write(db, tmp_path, Batch(predictions=[rows[0], *new]))
         cam1 = next(d for d in device_store.fleet(db) if d.device_id == "cam-1")
-        assert (cam1.predictions, cam1.last_seq, cam1.duplicates) == (6, 15, 1)
+        assert (cam1.predictions, cam1.last_seq, cam1.duplicates) == (7, 16, 1)
+        raw = scan(db, ["cam-1", "cam-2"])
+        assert_buckets_match(db, ["cam-1", "cam-2"], raw)
+        assert_windows_match(db, ["cam-1"], raw, BASE + 61, camera="door")
+        assert [(c.camera, c.predictions) for c in camera_store.fleet(db)["cam-1"]] == [("door", 1)]
     finally:
         db.close()

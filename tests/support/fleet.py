@@ -16,22 +16,28 @@ from common import protocol
 MAX_OUTSTANDING = 50_000
 
 
-def prediction(device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1") -> bytes:
-    return predicted(device_id, seq, label, score, version).encode()
+def prediction(
+    device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1", camera: str | None = None
+) -> bytes:
+    return predicted(device_id, seq, label, score, version, camera).encode()
 
 
-def batch(device_id: str, seqs: Iterable[int], label: str = "daisy", score: float = 0.9) -> bytes:
+def batch(
+    device_id: str, seqs: Iterable[int], label: str = "daisy", score: float = 0.9, camera: str | None = None
+) -> bytes:
     """A schema 2 message holding a prediction for each seq."""
-    return protocol.batch_payload(device_id, [predicted(device_id, seq, label, score).batched() for seq in seqs])
+    items = [predicted(device_id, seq, label, score, camera=camera).batched() for seq in seqs]
+    return protocol.batch_payload(device_id, items)
 
 
 def predicted(
-    device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1"
+    device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1", camera: str | None = None
 ) -> protocol.Prediction:
     return protocol.Prediction(
         device_id=device_id,
         seq=seq,
         ts=time.time(),
+        camera=camera,
         model=protocol.ModelRef(name="flowers", version=version),
         top_k=[protocol.Score(label=label, score=score), protocol.Score(label="roses", score=round(1 - score, 6))],
         latency_ms=protocol.Latency(infer=2.0, total=4.0),
@@ -52,13 +58,24 @@ class Publisher:
         return info
 
     def send_predictions(
-        self, device_id: str, seqs, topics: protocol.Topics | None = None, per_message: int = 1
+        self,
+        device_id: str,
+        seqs,
+        topics: protocol.Topics | None = None,
+        per_message: int = 1,
+        camera: str | None = None,
     ) -> None:
-        """Each seq's prediction; `per_message` above 1: in batches of that many consecutive seqs."""
+        """Each seq's prediction (seen by `camera`, when named); `per_message` above 1: in batches of that
+        many consecutive seqs."""
         topic = (topics or protocol.Topics()).predictions(device_id)
         seqs = iter(seqs)
         self.send_all(
-            (topic, prediction(device_id, chunk[0]) if per_message == 1 else batch(device_id, chunk))
+            (
+                topic,
+                prediction(device_id, chunk[0], camera=camera)
+                if per_message == 1
+                else batch(device_id, chunk, camera=camera),
+            )
             for chunk in iter(lambda: list(itertools.islice(seqs, per_message)), [])
         )
 
