@@ -1,6 +1,6 @@
 """Several cameras in one `python -m edge run`: two video files and an RTSP stream, one model, one
 outbox, one MQTT connection. The RTSP camera drops and comes back while the others run on; `seq` stays
-one gapless sequence across the cameras and every prediction names its camera."""
+one gapless sequence across the cameras, every prediction names its camera, and the cloud shows the three."""
 
 import json
 import signal
@@ -8,7 +8,14 @@ import time
 import urllib.request
 from collections import Counter
 
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud.aggregator.ingest import Ingest
+from cloud.api.app import create_app
+from cloud.store import connect
 from common import protocol
+from common.mqtt import url
 from edge.sources.mjpeg import MJPEGSource
 from tests.support.data import write_video
 from tests.support.device import predictions, seqs, start_edge, states
@@ -20,8 +27,20 @@ def by_camera(recorder) -> Counter:
     return Counter(p["camera"] for p in predictions(recorder))
 
 
+@pytest.fixture
+def cloud(broker, tmp_path):
+    """The cloud's ingest and API on the same broker, in this process: what the fleet page reads."""
+    db = connect(f"sqlite:///{tmp_path / 'cloud.db'}")
+    ingest = Ingest(db, tmp_path / "data", url.parse(broker.url), protocol.Topics(), batch_wait_s=0.02)
+    ingest.start()
+    wait_for(lambda: ingest.connected, 10, "the aggregator to connect")
+    yield ingest, TestClient(create_app(db, ingest.metrics, tmp_path / "data"))
+    ingest.stop()
+    db.close()
+
+
 def test_three_cameras_one_drops_and_returns_the_others_run_on(
-    tiny_bundle, video, rtsp_camera, broker, recorder, tmp_path
+    tiny_bundle, video, rtsp_camera, broker, recorder, cloud, tmp_path
 ) -> None:
     second = write_video(tmp_path / "second.avi", frames=20)
     preview, health = free_port(), free_port()
@@ -70,6 +89,12 @@ def test_three_cameras_one_drops_and_returns_the_others_run_on(
     assert frame.shape == (480, 640, 3)
     assert set(report["cameras"]) == {"door", "yard", "street"}
     assert all(0 <= c["frame_age_s"] < 10 for c in report["cameras"].values()), report
+    ingest, api = cloud
+    wait_for(lambda: ingest.metrics.counts["stored"] >= len(received), 20, "the cloud to store every prediction")
+    (device,) = api.get("/api/devices").json()
+    stored = {c["name"]: c["predictions"] for c in device["cameras"]}
+    assert stored == dict(by_camera(recorder)), "the cloud shows the three cameras and their counts"
+    assert device["missing"] == 0
 
 
 def _telemetry(recorder) -> dict:
