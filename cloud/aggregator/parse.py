@@ -48,17 +48,18 @@ def _decode_json(payload: bytes, kind: protocol.Kind[Any]) -> Any:
         raise Rejected(exc.reason, str(exc)) from exc
 
 
-def predictions(device_id: str, payload: bytes) -> list[protocol.BatchedPrediction]:
-    """One prediction (schema 1) or a batch's (schema 2): a batch is taken or rejected whole."""
+def predictions(device_id: str, payload: bytes) -> list[dict[str, Any]]:
+    """One prediction (schema 1) or a batch's (schema 2), as plain data (`protocol.predictions_data`):
+    a batch is taken or rejected whole."""
     if len(payload) > protocol.BATCH_MAX_BYTES:
         raise Rejected("oversized", f"{len(payload)} bytes")
     try:
-        parsed = protocol.decode_predictions(payload)
+        sender, parsed = protocol.predictions_data(payload)
     except protocol.ProtocolError as exc:
         raise Rejected(exc.reason, str(exc)) from exc
-    if parsed.device_id != device_id:
-        raise Rejected("device_mismatch", f"payload says {parsed.device_id!r} on {device_id!r}'s topic")
-    return parsed.predictions if isinstance(parsed, protocol.PredictionBatch) else [parsed]
+    if sender != device_id:
+        raise Rejected("device_mismatch", f"payload says {sender!r} on {device_id!r}'s topic")
+    return parsed
 
 
 def sample(device_id: str, payload: bytes, properties: Any, max_side: int = DEFAULT_SAMPLE_MAX_SIDE) -> Sample:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
-from pydantic import TypeAdapter
+from pydantic_core import to_json
 
 from cloud.store import cameras, devices, rollups
 from cloud.store.db import Cursor
-from common import protocol
 
 _COLUMNS = ("device_id", "seq", "ts", "model_name", "model_version", "label", "score", "top_k", "infer_ms",
             "total_ms", "received", "camera")  # fmt: skip
@@ -26,15 +25,15 @@ _MODEL_VERSION: Final = 4
 
 _INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)})"
 _RETURNING = f"ON CONFLICT (device_id, seq) DO NOTHING RETURNING {', '.join(rollups.COLUMNS)}"
-_TOP_K = TypeAdapter(list[protocol.Score])
 
 
-def prediction_row(device_id: str, p: protocol.BatchedPrediction, received: float) -> Row:
-    """A device's prediction (alone or from a batch) as the values it is stored as, taken as soon as it arrives."""
-    best = p.top_k[0]
-    top_k = _TOP_K.serializer.to_json(p.top_k).decode()
-    return (device_id, p.seq, p.ts, p.model.name, p.model.version, best.label, best.score, top_k,
-            p.latency_ms.infer, p.latency_ms.total, received, p.camera)  # fmt: skip
+def prediction_row(device_id: str, p: dict[str, Any], received: float) -> Row:
+    """A device's prediction (alone or from a batch), as `protocol.predictions_data` reads it, as the
+    values it is stored as, taken as soon as it arrives."""
+    top_k = p["top_k"]
+    best, model, latency = top_k[0], p["model"], p["latency_ms"]
+    return (device_id, p["seq"], p["ts"], model["name"], model["version"], best["label"], best["score"],
+            to_json(top_k).decode(), latency["infer"], latency["total"], received, p.get("camera"))  # fmt: skip
 
 
 def newest_ts(rows: Sequence[Row]) -> float:

@@ -6,6 +6,7 @@ from the raw rows later: deleting old raw rows leaves every bucket as it is."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 from cloud.store.db import Cursor
@@ -40,16 +41,22 @@ def add(cur: Cursor, stored: Iterable[Stored]) -> None:
     """Add rows just stored to their buckets: the tens from the rows, the minutes from the tens (minute
     m holds tens 6m to 6m + 5 exactly), then one upsert per bucket and group, in key order (two
     instances adding to the same buckets then lock them in the same order)."""
-    tens: dict[_Key, list] = {}
-    for device_id, _seq, ts, camera, model_name, model_version, label, score, infer_ms, total_ms in stored:
-        key = (device_id, int(ts // TEN), camera or "", model_name, model_version, label)
-        _fold(tens, key, 1, score, int(score < LOW), ts, ts, infer_ms, total_ms)
+    by_ten: dict[_Key, list[Stored]] = defaultdict(list)
+    for row in stored:
+        by_ten[(row[0], int(row[2] // TEN), row[3] or "", row[4], row[5], row[6])].append(row)
+    tens = {key: _sums(rows) for key, rows in by_ten.items()}
     minutes: dict[_Key, list] = {}
     for (device_id, ten, *group), sums in tens.items():
         _fold(minutes, (device_id, ten // (MINUTE // TEN), *group), *sums)
     rows = [(key[0], TEN, *key[1:], *sums) for key, sums in tens.items()]
     rows += [(key[0], MINUTE, *key[1:], *sums) for key, sums in minutes.items()]
     cur.insert_rows(_INSERT, sorted(rows), _ADD)
+
+
+def _sums(rows: list[Stored]) -> list:
+    """One bucket's sums from its rows, column by column (builtins over columns, not a step per row)."""
+    _device, _seq, ts, _camera, _name, _version, _label, score, infer_ms, total_ms = zip(*rows, strict=True)
+    return [len(rows), sum(score), sum(s < LOW for s in score), min(ts), max(ts), sum(infer_ms), sum(total_ms)]
 
 
 def _fold(groups: dict[_Key, list], key, n, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum) -> None:

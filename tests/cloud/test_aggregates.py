@@ -38,7 +38,7 @@ def predictions(device_id: str, labels, start: float, first_seq: int = 1, versio
                 model=protocol.ModelRef(name="flowers", version=version),
                 top_k=[protocol.Score(label=label, score=score)],
                 latency_ms=protocol.Latency(infer=infer[i], total=2 * infer[i] + 1),
-            ),
+            ).model_dump(),
             time.time(),
         )
         for i, (label, score) in enumerate(labels)

@@ -56,7 +56,7 @@ def _parsed_or_rejected(parse_one, *args):
 @example(payload=b" " * (protocol.BATCH_MAX_BYTES + 1))
 def test_predictions_parse_or_are_rejected(payload: bytes) -> None:
     parsed = _parsed_or_rejected(parse.predictions, "cam-1", payload)
-    assert parsed is None or parsed == [protocol.Prediction.decode(payload)]
+    assert parsed is None or parsed == [protocol.Prediction.decode(payload).model_dump()]
 
 
 @settings(FUZZ, max_examples=100)
@@ -66,7 +66,7 @@ def test_predictions_parse_or_are_rejected(payload: bytes) -> None:
 def test_batches_parse_whole_or_are_rejected_whole(payload: bytes) -> None:
     parsed = _parsed_or_rejected(parse.predictions, "cam-1", payload)
     if parsed is not None:
-        seqs = [p.seq for p in parsed]
+        seqs = [p["seq"] for p in parsed]
         assert 1 <= len(seqs) <= protocol.BATCH_MAX
         assert seqs == sorted(set(seqs))
 
@@ -103,7 +103,7 @@ def test_corrupt_jpegs_are_bad_images_with_their_meta_intact(payload: bytes) -> 
         assert parse.sample("cam-1", payload, sample_properties(META)).jpeg == payload
     except parse.Rejected as rejected:
         reason = rejected.reason
-    assert reason in (None, "bad_image")
+    assert reason in (None, "bad_image", "image_too_large")  # a flipped bit in the header may claim a huge frame
 
 
 @pytest.mark.parametrize("cut", [2, 100, len(JPEG) // 2, len(JPEG) - 2])

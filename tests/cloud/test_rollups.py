@@ -51,7 +51,7 @@ def row(device_id: str, seq: int, ts: float, label: str, score: float, version: 
             model=protocol.ModelRef(name="flowers", version=version),
             top_k=[protocol.Score(label=label, score=score)],
             latency_ms=protocol.Latency(infer=seq % 7 + 0.5, total=seq % 7 + 2.25),
-        ),
+        ).model_dump(),
         ts,
     )  # fmt: skip
 

@@ -39,7 +39,7 @@ def prediction(seq: int, ts: float, score: float):
         protocol.Prediction(
             device_id="cam-1", seq=seq, ts=ts, model=protocol.ModelRef(name="colours", version="1"),
             top_k=[protocol.Score(label="red", score=score)], latency_ms=protocol.Latency(infer=1, total=1),
-        ),
+        ).model_dump(),
         ts,
     )  # fmt: skip
 

@@ -92,16 +92,27 @@ def test_mutated_predictions_decode_or_raise_protocol_error(data: st.DataObject)
     _decodes_or_refuses(protocol.Prediction, data.draw(mutations(data.draw(PREDICTIONS).encode())))
 
 
+def _read(decode, payload: bytes):
+    """What `decode` makes of the payload: its result, or the reason it refuses it."""
+    try:
+        return decode(payload)
+    except protocol.ProtocolError as exc:
+        return exc.reason
+
+
 @settings(FUZZ, max_examples=100)
 @given(data=st.data())
 def test_batches_packed_from_items_are_the_batch_or_refused_whole_when_mangled(data: st.DataObject) -> None:
     batch = data.draw(BATCHES)
     payload = protocol.batch_payload(batch.device_id, [p.model_dump_json().encode() for p in batch.predictions])
     assert protocol.decode_predictions(payload) == batch
-    try:
-        decoded = protocol.decode_predictions(data.draw(mutations(payload)))
-    except protocol.ProtocolError:
+    mangled = data.draw(mutations(payload))
+    decoded, plain = _read(protocol.decode_predictions, mangled), _read(protocol.predictions_data, mangled)
+    if isinstance(decoded, str):  # refused, and as plain data for the same reason
+        assert plain == decoded
         return
+    items = decoded.predictions if isinstance(decoded, protocol.PredictionBatch) else [decoded]
+    assert plain == (decoded.device_id, [p.model_dump() for p in items])
     if isinstance(decoded, protocol.PredictionBatch):
         seqs = [p.seq for p in decoded.predictions]
         assert 1 <= len(seqs) <= protocol.BATCH_MAX
