@@ -110,11 +110,11 @@ class Database:
         with self.transaction() as cur:
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         current = self.query("SELECT MAX(version) FROM schema_version")[0][0] or 0
-        for version, statements in enumerate(MIGRATIONS, start=1):
+        for version, migration in enumerate(MIGRATIONS, start=1):
             if version <= current:
                 continue
             with self.transaction() as cur:
-                for statement in statements:
+                for statement in migration if isinstance(migration, list) else migration[self.dialect]:
                     cur.execute(statement)
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
             log.info("database migrated to schema version %d", version)

@@ -25,7 +25,11 @@ _MODEL_NAME: Final = 3
 _MODEL_VERSION: Final = 4
 
 _INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)})"
-_RETURNING = f"ON CONFLICT (device_id, seq) DO NOTHING RETURNING {', '.join(rollups.COLUMNS)}"
+# No conflict target: the unique key is (device_id, seq) on SQLite, (device_id, seq, ts) on PostgreSQL's partitions.
+_RETURNING = f"ON CONFLICT DO NOTHING RETURNING {', '.join(rollups.COLUMNS)}"
+# One batch of a device's oldest rows, through the (device_id, ts) index (SQLite: PostgreSQL drops whole days).
+_DELETE_BEFORE = """DELETE FROM predictions WHERE rowid IN (
+    SELECT rowid FROM predictions WHERE device_id = ? AND ts < ? LIMIT ?)"""
 _TOP_K = TypeAdapter(list[protocol.Score])
 
 
@@ -35,6 +39,15 @@ def prediction_row(device_id: str, p: protocol.BatchedPrediction, received: floa
     top_k = _TOP_K.serializer.to_json(p.top_k).decode()
     return (device_id, p.seq, p.ts, p.model.name, p.model.version, best.label, best.score, top_k,
             p.latency_ms.infer, p.latency_ms.total, received)  # fmt: skip
+
+
+def captured(row: Row) -> float:
+    """The row's capture time (`ts`)."""
+    return row[_TS]
+
+
+def device(row: Row) -> str:
+    return row[_DEVICE]
 
 
 def newest_ts(rows: Sequence[Row]) -> float:
@@ -50,6 +63,12 @@ def insert(cur: Cursor, rows: Sequence[Row], received: float) -> int:
     devices.touch(cur, _seen(rows, stored), received)
     rollups.add(cur, stored)
     return len(stored)
+
+
+def delete_before(cur: Cursor, device_id: str, before: float, limit: int) -> int:
+    """Delete up to `limit` of the device's rows captured before `before` (SQLite); returns how many went.
+    Counters and rollups keep them: nothing there is derived from the raw rows again."""
+    return cur.execute(_DELETE_BEFORE, (device_id, before, limit))
 
 
 def _seen(rows: Sequence[Row], stored: Sequence[rollups.Stored]) -> list[devices.Seen]:

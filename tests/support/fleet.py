@@ -13,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from common import protocol
 
 MAX_OUTSTANDING = 50_000
+REMEMBERED = 200_000  # capture times of the newest predictions sent, for their resends
 
 
 def prediction(device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1") -> bytes:
@@ -25,12 +26,12 @@ def batch(device_id: str, seqs: Iterable[int], label: str = "daisy", score: floa
 
 
 def predicted(
-    device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1"
+    device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1", ts: float | None = None
 ) -> protocol.Prediction:
     return protocol.Prediction(
         device_id=device_id,
         seq=seq,
-        ts=time.time(),
+        ts=time.time() if ts is None else ts,
         model=protocol.ModelRef(name="flowers", version=version),
         top_k=[protocol.Score(label=label, score=score), protocol.Score(label="roses", score=round(1 - score, 6))],
         latency_ms=protocol.Latency(infer=2.0, total=4.0),
@@ -43,6 +44,17 @@ class Publisher:
         self.client.max_inflight_messages_set(1000)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        self._captured: dict[tuple[str, int], float] = {}
+
+    def captured(self, device_id: str, seq: int) -> float:
+        """When the prediction was first sent: a resend carries it, as a device's outbox does (on PostgreSQL
+        exactly-once holds per (device_id, seq, ts))."""
+        key = (device_id, seq)
+        if key not in self._captured:
+            self._captured[key] = time.time()
+            if len(self._captured) > REMEMBERED:
+                del self._captured[next(iter(self._captured))]
+        return self._captured[key]
 
     def send(self, topic: str, payload: bytes, qos: int = 1, properties=None) -> mqtt.MQTTMessageInfo:
         info = self.client.publish(topic, payload, qos, properties=properties)
@@ -60,9 +72,11 @@ class Publisher:
         while chunk := list(itertools.islice(seqs, per_message)):
             if len(infos) >= MAX_OUTSTANDING:  # message ids are 16 bits: never more unacknowledged than that
                 infos.pop(0).wait_for_publish(timeout=60)
-            infos.append(
-                self.send(topic, prediction(device_id, chunk[0]) if per_message == 1 else batch(device_id, chunk))
+            sent = [predicted(device_id, seq, ts=self.captured(device_id, seq)) for seq in chunk]
+            payload = (
+                sent[0].encode() if per_message == 1 else protocol.batch_payload(device_id, [p.batched() for p in sent])
             )
+            infos.append(self.send(topic, payload))
         for info in infos:
             info.wait_for_publish(timeout=60)
 
