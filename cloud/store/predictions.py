@@ -27,9 +27,8 @@ _MODEL_VERSION: Final = 4
 _INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)})"
 # No conflict target: the unique key is (device_id, seq) on SQLite, (device_id, seq, ts) on PostgreSQL's partitions.
 _RETURNING = f"ON CONFLICT DO NOTHING RETURNING {', '.join(rollups.COLUMNS)}"
-# One batch of a device's oldest rows, through the (device_id, ts) index (SQLite: PostgreSQL drops whole days).
-_DELETE_BEFORE = """DELETE FROM predictions WHERE rowid IN (
-    SELECT rowid FROM predictions WHERE device_id = ? AND ts < ? LIMIT ?)"""
+# One batch of the oldest rows, through the index on ts (SQLite: PostgreSQL drops whole days).
+_DELETE_BEFORE = "DELETE FROM predictions WHERE rowid IN (SELECT rowid FROM predictions WHERE ts < ? LIMIT ?)"
 _TOP_K = TypeAdapter(list[protocol.Score])
 
 
@@ -65,10 +64,10 @@ def insert(cur: Cursor, rows: Sequence[Row], received: float) -> int:
     return len(stored)
 
 
-def delete_before(cur: Cursor, device_id: str, before: float, limit: int) -> int:
-    """Delete up to `limit` of the device's rows captured before `before` (SQLite); returns how many went.
-    Counters and rollups keep them: nothing there is derived from the raw rows again."""
-    return cur.execute(_DELETE_BEFORE, (device_id, before, limit))
+def delete_before(cur: Cursor, before: float, limit: int) -> int:
+    """Delete up to `limit` of the rows captured before `before`, the oldest first (SQLite); returns how
+    many went. Counters and rollups keep them: nothing there is derived from the raw rows again."""
+    return cur.execute(_DELETE_BEFORE, (before, limit))
 
 
 def _seen(rows: Sequence[Row], stored: Sequence[rollups.Stored]) -> list[devices.Seen]:

@@ -22,8 +22,10 @@ the old table dropped. A partitioned table's unique key must hold the partition 
 seq, ts), the same for an honest device, whose resent prediction carries the capture time of the first
 copy. `edgeloop_predictions_day(day)` creates day `day`'s partition (days since the epoch) if it is
 missing, moving its rows out of the default one; the retention task calls it ahead of time. It copies
-whatever columns the table has and needs none but `ts`. SQLite keeps its table: its old rows go in
-batches through the (device_id, ts) index."""
+whatever columns the table has and needs none but `ts`. SQLite keeps its table and gains an index
+on `ts` alone: its old rows go in batches in capture order, which is nearly the order they were
+stored in, so a batch rewrites a few neighbouring pages (device by device, through the (device_id, ts)
+index, every batch rewrote pages shared with every other device: 2.5 times slower)."""
 
 LOW = 0.5  # prediction_rollups.low counts the predictions scored under this: the windows' default threshold
 
@@ -185,7 +187,7 @@ MIGRATIONS: list[Migration] = [
         ),
     ],
     {
-        "sqlite": [],
+        "sqlite": ["CREATE INDEX predictions_by_capture ON predictions (ts)"],
         "postgresql": [
             "ALTER TABLE predictions RENAME TO predictions_unpartitioned",
             "CREATE TABLE predictions (LIKE predictions_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (ts)",

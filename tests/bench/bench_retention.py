@@ -2,11 +2,11 @@
 (prediction_store.insert in batches of 5,000, counters and rollups kept) with `--rows` predictions
 captured 8.5 to 9.5 days ago from `--devices` cameras; then a writer thread commits a batch of `--live`
 recent predictions every 20 ms (the ingest's rhythm under load) while the retention (7 days) deletes
-the old ones: in batches of 5,000 rows on SQLite, a day partition at a time on PostgreSQL. Reported:
+the old ones: in batches of `--batch` rows on SQLite, a day partition at a time on PostgreSQL. Reported:
 how long the pass took, rows per second, and the writer's commit times before and during the pass
 (p50, p99, max: the longest stall ingest saw). Every live row must be stored, every old one gone.
 
-    .venv/bin/python tests/bench/bench_retention.py [--rows 1000000] [--devices 100] [--postgres]
+    .venv/bin/python tests/bench/bench_retention.py [--rows 1000000] [--devices 100] [--batch 5000] [--postgres]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from cloud.aggregator.metrics import Metrics  # noqa: E402
-from cloud.aggregator.retention import DAY_S, PredictionRetention, Retention  # noqa: E402
+from cloud.aggregator.retention import DAY_S, PREDICTION_BATCH, PredictionRetention, Retention  # noqa: E402
 from cloud.store import Database, connect  # noqa: E402
 from cloud.store import predictions as prediction_store  # noqa: E402
 
@@ -95,6 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000, help="old predictions to expire")
     parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=PREDICTION_BATCH, help="raw rows per delete (SQLite)")
     parser.add_argument("--live", type=int, default=100, help="predictions per live commit")
     parser.add_argument("--postgres", action="store_true", help="a PostgreSQL server started here, not SQLite")
     args = parser.parse_args()
@@ -113,7 +114,8 @@ def main() -> None:
     try:
         db = connect(db_url)
         now = time.time()
-        retention = Retention(db, tmp, None, Metrics(), predictions=PredictionRetention(7, 400))
+        retention = Retention(db, tmp, None, Metrics(), predictions=PredictionRetention(7, 400),
+                              prediction_batch=args.batch)  # fmt: skip
         retention.expire_predictions(now - 3 * DAY_S)  # PostgreSQL: partitions from the old rows' days
         rate = fill(db, args.rows, args.devices, now)
         live = LiveWriter(db, args.live)
@@ -140,6 +142,7 @@ def main() -> None:
         result = {
             "store": "postgresql" if server else "sqlite",
             "rows": args.rows,
+            "batch": args.batch,
             "fill_rows_per_s": round(rate),
             "expire_s": round(took, 2),
             "expired_rows_per_s": round(args.rows / took),
