@@ -6,7 +6,7 @@ the old ones: in batches of `--batch` rows on SQLite, a day partition at a time 
 how long the pass took, rows per second, and the writer's commit times before and during the pass
 (p50, p99, max: the longest stall ingest saw). Every live row must be stored, every old one gone.
 
-    .venv/bin/python tests/bench/bench_retention.py [--rows 1000000] [--devices 100] [--batch 5000] [--postgres]
+    .venv/bin/python tests/bench/bench_retention.py [--rows 1000000] [--devices 100] [--batch 1000] [--postgres]
 """
 
 from __future__ import annotations
