@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from common import protocol
 from common.mqtt import url
@@ -26,6 +26,12 @@ DEFAULT_SAMPLE_MAX_SIDE = 4096
 DEFAULT_SAMPLE_RATE_PER_MIN = 60.0
 DEFAULT_SAMPLE_QUOTA_MIB = 1024.0
 DEFAULT_SAMPLE_IN_FLIGHT_MIB = 64
+
+# Raw predictions: a week, what dashboards and brokers commonly keep of raw data, and far beyond any window the
+# service reads from them; minute rollups (charts, drift, long windows): a year and a month, for year-on-year.
+DEFAULT_RETAIN_DAYS = 7.0
+DEFAULT_ROLLUP_RETAIN_DAYS = 400.0
+RETAIN_MARGIN_S = 3600.0  # raw rows outlive the longest window read from them by at least this
 
 
 class CloudOptions(Options):
@@ -138,10 +144,40 @@ class ServeConfig(CloudOptions):
         "(labelled ones are training data and kept); off: kept forever",
     )
 
-    @field_validator("sample_rate_per_min", "sample_quota_mib", "sample_retain_days", mode="before")
+    retain_days: float | None = Field(
+        DEFAULT_RETAIN_DAYS,
+        gt=0,
+        description="raw predictions are deleted this long after their capture (on PostgreSQL a day at a time), "
+        "and older ones arriving are refused as too_old; counters and rollups keep them; off: kept forever",
+    )
+    rollup_retain_days: float | None = Field(
+        DEFAULT_ROLLUP_RETAIN_DAYS,
+        gt=0,
+        description="the per-minute rollups behind windows, charts and drift are kept this long (at least "
+        "--retain-days, if both are on); off: kept forever",
+    )
+
+    @field_validator(
+        "sample_rate_per_min", "sample_quota_mib", "sample_retain_days", "retain_days", "rollup_retain_days",
+        mode="before",
+    )  # fmt: skip
     @classmethod
     def _off(cls, value: object) -> object:
         return None if isinstance(value, str) and value.lower() in ("off", "none", "null") else value
+
+    @model_validator(mode="after")
+    def _retention_outlives_windows(self) -> ServeConfig:
+        """Windows read raw rows (drift triggers, /metrics, a window's histogram): they must still be there."""
+        longest = max(self.trigger_window_s, self.metrics_window_s)
+        if self.retain_days is not None and self.retain_days * 86400 < longest + RETAIN_MARGIN_S:
+            raise ValueError(
+                f"--retain-days {self.retain_days:g} keeps raw predictions less than the longest window read "
+                f"from them ({longest:g} s) plus {RETAIN_MARGIN_S:g} s"
+            )
+        raw, rollups = self.retain_days, self.rollup_retain_days
+        if raw is not None and rollups is not None and rollups < raw:
+            raise ValueError("--rollup-retain-days must be at least --retain-days")
+        return self
 
     @field_validator("canary_groups", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from cloud.aggregator.drift import largest_drift
 from cloud.aggregator.ingest import Ingest
 from cloud.aggregator.quotas import MIB, SampleLimits
-from cloud.aggregator.retention import Retention
+from cloud.aggregator.retention import PredictionRetention, Retention
 from cloud.api import health, models
 from cloud.api.app import create_app
 from cloud.api.auth import TOKEN_ENV, Access, is_loopback
@@ -82,12 +82,15 @@ class Service:
         self.cfg = cfg
         self.db = db = connect(cfg.db)
         address, topics = cfg.broker_address(), protocol.Topics(cfg.prefix)
+        retention = PredictionRetention(cfg.retain_days, cfg.rollup_retain_days)
         self.ingest = Ingest(
-            db, cfg.data_dir, address, topics, client_id=cfg.client_id, group=cfg.group, limits=sample_limits(cfg)
-        )
+            db, cfg.data_dir, address, topics, client_id=cfg.client_id, group=cfg.group, limits=sample_limits(cfg),
+            retention=retention,
+        )  # fmt: skip
         self.retention = Retention(
-            db, cfg.data_dir, cfg.sample_retain_days, self.ingest.metrics, self.ingest.admission.refresh
-        )
+            db, cfg.data_dir, cfg.sample_retain_days, self.ingest.metrics, self.ingest.admission.refresh,
+            predictions=retention,
+        )  # fmt: skip
         self.jobs = Jobs(db)
         self.registry = Registry(db, cfg.data_dir)
         self.rollout = Rollout(

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from cloud.aggregator import parse, writer
 from cloud.aggregator.metrics import Metrics
 from cloud.aggregator.quotas import Admission, RefusalLog, SampleLimits
+from cloud.aggregator.retention import PredictionRetention
 from cloud.store import Database
 from cloud.store import predictions as prediction_store
 from common import protocol
@@ -60,8 +61,10 @@ class Ingest:
         batch_max: int = 5000,
         batch_wait_s: float = 0.05,
         limits: SampleLimits | None = None,
+        retention: PredictionRetention | None = None,
     ) -> None:
         self.db = db
+        self.retention = retention or PredictionRetention()
         self.data_dir = data_dir
         self.topics = topics
         self.group = group
@@ -246,11 +249,24 @@ class Ingest:
                 except Exception as again:
                     log.warning("reconnecting to the database failed: %r", again)
 
+    def _refuse_too_old(self, batch: writer.Batch) -> None:
+        """Predictions captured before the raw rows' retention are counted as too_old, never stored."""
+        oldest = self.retention.oldest_accepted(time.time())
+        if oldest is None:
+            return
+        refused = batch.refuse_older(oldest)
+        if refused:
+            self.metrics.add(too_old=len(refused))
+            devices = ", ".join(sorted({prediction_store.device(row) for row in refused}))
+            days = self.retention.prediction_days
+            log.warning("refused %d predictions captured more than %g days ago (from %s)", len(refused), days, devices)
+
     def _run(self) -> None:
         while not self._stop.is_set():
             batch, acks = self._next_batch()
             if not acks:
                 continue
+            self._refuse_too_old(batch)
             if len(batch):
                 self._commit(batch)
             for sample in batch.samples:

@@ -35,6 +35,9 @@ class Metrics:
                 ("samples_labelled", "samples a person labelled"),
                 ("samples_discarded", "samples a person discarded"),
                 ("samples_expired", "samples nobody labelled, deleted after --sample-retain-days"),
+                ("too_old", "predictions captured before --retain-days ago, refused (their first copy may be gone)"),
+                ("predictions_expired", "raw predictions deleted after --retain-days (SQLite)"),
+                ("prediction_partitions_dropped", "days of raw predictions dropped after --retain-days (PostgreSQL)"),
             ):
                 lines += [f"# HELP edgeloop_{name}_total {help_text}", f"# TYPE edgeloop_{name}_total counter"]
                 lines.append(f"edgeloop_{name}_total {self.counts[name]}")

@@ -26,6 +26,14 @@ class Batch:
     def __len__(self) -> int:
         return len(self.predictions) + len(self.samples) + len(self.updates)
 
+    def refuse_older(self, oldest_ts: float) -> list[prediction_store.Row]:
+        """Take out the predictions captured before `oldest_ts` (past the raw rows' retention: their first
+        copy may be gone, so storing them again would count them twice); returns them."""
+        old = [p for p in self.predictions if prediction_store.captured(p) < oldest_ts]
+        if old:
+            self.predictions = [p for p in self.predictions if prediction_store.captured(p) >= oldest_ts]
+        return old
+
     def singles(self):
         """One batch per message, to find the one a database refuses."""
         yield from (Batch(predictions=[p]) for p in self.predictions)

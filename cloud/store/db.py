@@ -158,12 +158,12 @@ class Database:
         with self._lock, self._migrating():
             with self.transaction() as cur:
                 cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            for version, statements in enumerate(MIGRATIONS, start=1):
+            for version, migration in enumerate(MIGRATIONS, start=1):
                 with self.transaction() as cur:
                     cur.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version")
                     if cur.fetchall()[0][0] >= version:
                         continue
-                    for statement in statements:
+                    for statement in migration if isinstance(migration, list) else migration[self.dialect]:
                         cur.execute(statement)
                     cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
                 log.info("database migrated to schema version %d", version)

@@ -24,7 +24,10 @@ _MODEL_NAME: Final = 3
 _MODEL_VERSION: Final = 4
 
 _INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)})"
-_RETURNING = f"ON CONFLICT (device_id, seq) DO NOTHING RETURNING {', '.join(rollups.COLUMNS)}"
+# No conflict target: the unique key is (device_id, seq) on SQLite, (device_id, seq, ts) on PostgreSQL's partitions.
+_RETURNING = f"ON CONFLICT DO NOTHING RETURNING {', '.join(rollups.COLUMNS)}"
+# One batch of the oldest rows, through the index on ts (SQLite: PostgreSQL drops whole days).
+_DELETE_BEFORE = "DELETE FROM predictions WHERE rowid IN (SELECT rowid FROM predictions WHERE ts < ? LIMIT ?)"
 
 
 def prediction_row(device_id: str, p: dict[str, Any], received: float) -> Row:
@@ -34,6 +37,15 @@ def prediction_row(device_id: str, p: dict[str, Any], received: float) -> Row:
     best, model, latency = top_k[0], p["model"], p["latency_ms"]
     return (device_id, p["seq"], p["ts"], model["name"], model["version"], best["label"], best["score"],
             to_json(top_k).decode(), latency["infer"], latency["total"], received, p.get("camera"))  # fmt: skip
+
+
+def captured(row: Row) -> float:
+    """The row's capture time (`ts`)."""
+    return row[_TS]
+
+
+def device(row: Row) -> str:
+    return row[_DEVICE]
 
 
 def newest_ts(rows: Sequence[Row]) -> float:
@@ -55,6 +67,12 @@ def insert(cur: Cursor, rows: Sequence[Row], received: float) -> int:
 def _by_camera(stored: Sequence[rollups.Stored]) -> Counter[tuple[str, str]]:
     """The rows stored of each named camera, by (device id, camera)."""
     return Counter((device_id, camera) for device_id, _seq, _ts, camera, *_ in stored if camera is not None)
+
+
+def delete_before(cur: Cursor, before: float, limit: int) -> int:
+    """Delete up to `limit` of the rows captured before `before`, the oldest first (SQLite); returns how
+    many went. Counters and rollups keep them: nothing there is derived from the raw rows again."""
+    return cur.execute(_DELETE_BEFORE, (before, limit))
 
 
 def _seen(rows: Sequence[Row], stored: Sequence[rollups.Stored]) -> list[devices.Seen]:

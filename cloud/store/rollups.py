@@ -59,6 +59,19 @@ def _sums(rows: list[Stored]) -> list:
     return [len(rows), sum(score), sum(s < LOW for s in score), min(ts), max(ts), sum(infer_ms), sum(total_ms)]
 
 
+def delete_before(cur: Cursor, device_id: str, width: int, before: int, span: int) -> int:
+    """Delete the device's buckets of `width` numbered under `before`, at most the `span` oldest numbers of
+    them (a short transaction, through the primary key); returns the rows deleted, 0 once none is left."""
+    cur.execute("SELECT MIN(bucket) FROM prediction_rollups WHERE device_id = ? AND width = ?", (device_id, width))
+    (lowest,) = cur.fetchall()[0]
+    if lowest is None or lowest >= before:
+        return 0
+    return cur.execute(
+        "DELETE FROM prediction_rollups WHERE device_id = ? AND width = ? AND bucket < ?",
+        (device_id, width, min(before, lowest + span)),
+    )
+
+
 def _fold(groups: dict[_Key, list], key, n, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum) -> None:
     group = groups.get(key)
     if group is None:

@@ -18,7 +18,20 @@ Migration 4 is several cameras per device: predictions and samples name their `c
 has one and names none); the rollups are keyed by camera too ('' for none: a key column cannot be NULL),
 rebuilt from the old ones (a copy of the rollups, not a scan of the rows); `cameras` is a row per named
 camera of a device: its predictions stored and when the last of them arrived, kept by the writer like the
-devices' counters, and its figures from its device's latest telemetry (fps, frames dropped, reopens)."""
+devices' counters, and its figures from its device's latest telemetry (fps, frames dropped, reopens).
+
+Migration 5 lets old raw predictions go whole on PostgreSQL: `predictions` becomes partitioned by range
+of `ts`, a partition per UTC day (`predictions_YYYYMMDD`) and a default one for whatever falls outside
+them (a device's clock far ahead); the table is renamed, its like created partitioned, the rows copied
+into partitions made for the days they fall on (the last 1000 days; older ones to the default), and
+the old table dropped. A partitioned table's unique key must hold the partition key: it is (device_id,
+seq, ts), the same for an honest device, whose resent prediction carries the capture time of the first
+copy. `edgeloop_predictions_day(day)` creates day `day`'s partition (days since the epoch) if it is
+missing, moving its rows out of the default one; the retention task calls it ahead of time. It copies
+whatever columns the table has and needs none but `ts`. SQLite keeps its table and gains an index
+on `ts` alone: its old rows go in batches in capture order, which is nearly the order they were
+stored in, so a batch rewrites a few neighbouring pages (device by device, through the (device_id, ts)
+index, every batch rewrote pages shared with every other device: 2.5 times slower)."""
 
 LOW = 0.5  # prediction_rollups.low counts the predictions scored under this: the windows' default threshold
 
@@ -31,7 +44,33 @@ def _bucket(width: int) -> str:
     return f"CAST(ts / {width} AS BIGINT) - CASE WHEN CAST(ts / {width} AS BIGINT) * {width} > ts THEN 1 ELSE 0 END"
 
 
-MIGRATIONS: list[list[str]] = [
+# Instances take turns (an advisory lock); the default partition is locked against inserts while its rows of
+# the day move out (a row inserted in between would fail the ATTACH); ATTACH itself leaves inserts into the other
+# partitions running.
+_DAY_PARTITION = """CREATE FUNCTION edgeloop_predictions_day(day BIGINT) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE
+    part TEXT := 'predictions_' || to_char(to_timestamp(day * 86400) AT TIME ZONE 'UTC', 'YYYYMMDD');
+    low TEXT := (day * 86400)::TEXT;
+    high TEXT := ((day + 1) * 86400)::TEXT;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('edgeloop_predictions_day'));
+    IF to_regclass(part) IS NOT NULL THEN
+        RETURN FALSE;
+    END IF;
+    LOCK TABLE predictions_default IN SHARE ROW EXCLUSIVE MODE;
+    EXECUTE 'CREATE TABLE ' || quote_ident(part) || ' (LIKE predictions INCLUDING DEFAULTS)';
+    EXECUTE 'INSERT INTO ' || quote_ident(part) || ' SELECT * FROM predictions_default WHERE ts >= '
+        || low || ' AND ts < ' || high;
+    EXECUTE 'DELETE FROM predictions_default WHERE ts >= ' || low || ' AND ts < ' || high;
+    EXECUTE 'ALTER TABLE predictions ATTACH PARTITION ' || quote_ident(part) || ' FOR VALUES FROM ('
+        || low || ') TO (' || high || ')';
+    RETURN TRUE;
+END $$"""
+
+# Statements for both dialects, or for each (keyed by Database.dialect).
+Migration = list[str] | dict[str, list[str]]
+
+MIGRATIONS: list[Migration] = [
     [
         """CREATE TABLE predictions (
             device_id TEXT NOT NULL,
@@ -190,4 +229,21 @@ MIGRATIONS: list[list[str]] = [
         "DROP TABLE prediction_rollups",
         "ALTER TABLE prediction_rollups_by_camera RENAME TO prediction_rollups",
     ],
+    {
+        "sqlite": ["CREATE INDEX predictions_by_capture ON predictions (ts)"],
+        "postgresql": [
+            "ALTER TABLE predictions RENAME TO predictions_unpartitioned",
+            "CREATE TABLE predictions (LIKE predictions_unpartitioned INCLUDING DEFAULTS) PARTITION BY RANGE (ts)",
+            "CREATE TABLE predictions_default PARTITION OF predictions DEFAULT",
+            _DAY_PARTITION,
+            """SELECT edgeloop_predictions_day(day) FROM (
+                SELECT DISTINCT FLOOR(ts / 86400)::BIGINT AS day FROM predictions_unpartitioned
+                WHERE ts >= EXTRACT(EPOCH FROM now()) - 1000 * 86400 AND ts < EXTRACT(EPOCH FROM now()) + 86400
+                UNION SELECT FLOOR(EXTRACT(EPOCH FROM now()) / 86400)::BIGINT) days ORDER BY day""",
+            "INSERT INTO predictions SELECT * FROM predictions_unpartitioned",
+            "DROP TABLE predictions_unpartitioned",
+            "ALTER TABLE predictions ADD PRIMARY KEY (device_id, seq, ts)",
+            "CREATE INDEX predictions_by_time ON predictions (device_id, ts)",
+        ],
+    },
 ]

@@ -131,8 +131,10 @@ def test_counters_and_rollups_equal_a_full_scan(store, tmp_path: Path, batches, 
     device_ids = [f"{run}-{d}" for d in range(3)]
     first_copy: dict[tuple[str, int], tuple] = {}
     sent: dict[str, int] = defaultdict(int)
+    captured: dict[tuple[int, int], float] = {}  # a resend carries the first copy's capture time, as devices do
     for batch in batches:
-        rows = [row(device_ids[d], seq, BASE + t, label, score, v, c) for d, seq, t, label, score, v, c in batch]
+        rows = [row(device_ids[d], seq, BASE + captured.setdefault((d, seq), t), label, score, v, c)
+                for d, seq, t, label, score, v, c in batch]  # fmt: skip
         stored, duplicates = write(store, tmp_path, Batch(predictions=rows))
         new = {(r[0], r[1]) for r in rows} - first_copy.keys()
         assert (stored, duplicates) == (len(new), len(rows) - len(new))

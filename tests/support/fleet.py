@@ -14,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from common import protocol
 
 MAX_OUTSTANDING = 50_000
+REMEMBERED = 200_000  # capture times of the newest predictions sent, for their resends
 
 
 def prediction(
@@ -31,12 +32,18 @@ def batch(
 
 
 def predicted(
-    device_id: str, seq: int, label: str = "daisy", score: float = 0.9, version: str = "1", camera: str | None = None
+    device_id: str,
+    seq: int,
+    label: str = "daisy",
+    score: float = 0.9,
+    version: str = "1",
+    camera: str | None = None,
+    ts: float | None = None,
 ) -> protocol.Prediction:
     return protocol.Prediction(
         device_id=device_id,
         seq=seq,
-        ts=time.time(),
+        ts=time.time() if ts is None else ts,
         camera=camera,
         model=protocol.ModelRef(name="flowers", version=version),
         top_k=[protocol.Score(label=label, score=score), protocol.Score(label="roses", score=round(1 - score, 6))],
@@ -50,6 +57,17 @@ class Publisher:
         self.client.max_inflight_messages_set(1000)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        self._captured: dict[tuple[str, int], float] = {}
+
+    def captured(self, device_id: str, seq: int) -> float:
+        """When the prediction was first sent: a resend carries it, as a device's outbox does (on PostgreSQL
+        exactly-once holds per (device_id, seq, ts))."""
+        key = (device_id, seq)
+        if key not in self._captured:
+            self._captured[key] = time.time()
+            if len(self._captured) > REMEMBERED:
+                del self._captured[next(iter(self._captured))]
+        return self._captured[key]
 
     def send(self, topic: str, payload: bytes, qos: int = 1, properties=None) -> mqtt.MQTTMessageInfo:
         info = self.client.publish(topic, payload, qos, properties=properties)
@@ -70,14 +88,14 @@ class Publisher:
         topic = (topics or protocol.Topics()).predictions(device_id)
         seqs = iter(seqs)
         self.send_all(
-            (
-                topic,
-                prediction(device_id, chunk[0], camera=camera)
-                if per_message == 1
-                else batch(device_id, chunk, camera=camera),
-            )
+            (topic, self._payload(device_id, chunk, camera, alone=per_message == 1))
             for chunk in iter(lambda: list(itertools.islice(seqs, per_message)), [])
         )
+
+    def _payload(self, device_id: str, seqs: list[int], camera: str | None, alone: bool) -> bytes:
+        """A prediction alone (schema 1) or a batch (schema 2), each carrying its first send's capture time."""
+        sent = [predicted(device_id, seq, camera=camera, ts=self.captured(device_id, seq)) for seq in seqs]
+        return sent[0].encode() if alone else protocol.batch_payload(device_id, [p.batched() for p in sent])
 
     def send_all(self, messages: Iterable[tuple[str, bytes]]) -> int:
         """Publish each (topic, payload) at QoS 1; returns, once the broker acknowledged them all, how many."""
