@@ -32,8 +32,7 @@ LABELS = ["daisy", "roses", "tulips"]
 
 
 def row(device_id: str, seq: int, ts: float, label: str = "daisy") -> tuple:
-    p = predicted(device_id, seq, label).model_copy(update={"ts": ts})
-    return prediction_row(device_id, p, ts)
+    return prediction_row(device_id, predicted(device_id, seq, label, ts=ts).model_dump(), ts)
 
 
 @pytest.fixture
@@ -133,7 +132,7 @@ def test_too_old_predictions_are_refused_and_counted(broker, tmp_path: Path) -> 
         fleet = Publisher(broker.port)
         now = time.time()
         ages = [2 * DAY_S, DAY_S + 60, DAY_S - 60, 0]  # a backlog: the first two older than a day
-        batched = [predicted("cam-1", seq, "daisy").model_copy(update={"ts": now - age}).batched()
+        batched = [predicted("cam-1", seq, "daisy", ts=now - age).batched()
                    for seq, age in enumerate(ages, 1)]  # fmt: skip
         fleet.send(protocol.Topics().predictions("cam-1"), protocol.batch_payload("cam-1", batched)).wait_for_publish(5)
         fleet.close()
@@ -148,7 +147,7 @@ def test_too_old_predictions_are_refused_and_counted(broker, tmp_path: Path) -> 
 
 
 def test_the_migration_partitions_an_existing_table(db_url: str, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(db_module, "MIGRATIONS", MIGRATIONS[:3])  # a store as the writer before it left it
+    monkeypatch.setattr(db_module, "MIGRATIONS", MIGRATIONS[:4])  # a store as the writer before it left it
     old = connect(db_url)
     rows = [row("cam-1", seq, NOW - age) for seq, age in enumerate([3000 * DAY_S, 2 * DAY_S, DAY_S, 0], 1)]
     write(old, tmp_path, Batch(predictions=rows))
