@@ -27,11 +27,11 @@ class Classifier:
         self.backend = backends.create(backend, bundle)
         self.labels = bundle.meta.labels
         self.model_ref = protocol.ModelRef(name=bundle.meta.name, version=bundle.meta.version)
-        self._size = (bundle.meta.input.height, bundle.meta.input.width)
+        self.size = (bundle.meta.input.height, bundle.meta.input.width)
 
     def probabilities(self, frames: list[np.ndarray]) -> np.ndarray:
         """RGB uint8 frames of any size -> [N, labels] probabilities."""
-        return self.backend.predict(np.stack([images.fit(f, *self._size) for f in frames]))
+        return self.backend.predict(np.stack([images.fit(f, *self.size) for f in frames]))
 
     def probabilities_of_files(self, paths: list[Path], batch: int = 32) -> np.ndarray:
         """[N, labels] for image files, read and classified `batch` at a time (an unreadable file raises

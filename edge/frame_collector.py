@@ -1,8 +1,8 @@
 """Batches across cameras: once any camera's frame is ready, wait a little (at most `wait_s`) for the
 other live cameras' frames, then hand over one frame from every camera that has one, to be classified
 in one inference call. A camera that stopped delivering (gone for STALE_S) is not waited for, so one
-failing camera never holds the others back; each batch takes at most one frame per camera, so a fast
-camera cannot starve a slow one."""
+failing camera never holds the others back; each batch takes at most one frame per camera (the oldest
+it holds: a second one goes in the next batch), so a fast camera cannot starve a slow one."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import logging
 import threading
 import time
 
+import numpy as np
+
+from common import images
 from edge.sources.base import Frame, Source
 from edge.sources.capture import Capture
 
@@ -19,16 +22,21 @@ STALE_S = 1.0  # a camera without a frame for this long is not waited for
 
 
 class Collector:
-    def __init__(self, wait_s: float) -> None:
+    def __init__(self, wait_s: float, size: tuple[int, int] | None = None) -> None:
+        """`size`: the model's input (height, width), each frame resized to it in its capture's thread."""
         self.captures: list[Capture] = []
         self.wait_s = wait_s
+        self.size = size  # a model swap sets the new model's
         self._cond = threading.Condition()
 
     def add(self, source: Source, loop: bool, name: str) -> Capture:
         """A capture of `source` (not started) whose frames this collector batches."""
-        capture = Capture(source, loop, f"capture-{name}", self.wake)
+        capture = Capture(source, loop, f"capture-{name}", self.wake, self._fit)
         self.captures.append(capture)
         return capture
+
+    def _fit(self, image: np.ndarray) -> np.ndarray:
+        return image if self.size is None else images.fit(image, *self.size)
 
     def wake(self) -> None:
         with self._cond:

@@ -84,6 +84,7 @@ class Pipeline:
         for camera in self.cameras:
             camera.sampler.expect(classifier.labels, classifier.bundle.meta.images.per_label)
         self.classifier = classifier
+        self.collector.size = classifier.size
 
     def _process(self, batch: list[tuple[Camera, Frame]]) -> None:
         """One inference call for the batch, then each frame decided on its own: one that fails is counted
@@ -91,7 +92,7 @@ class Pipeline:
         classifier = self.classifier
         start = time.perf_counter()
         try:
-            probabilities = classifier.probabilities([frame.image for _, frame in batch])
+            probabilities = classifier.probabilities([_input(classifier, frame) for _, frame in batch])
             if len(probabilities) != len(batch):
                 raise ValueError(f"the backend gave {len(probabilities)} rows for {len(batch)} frames")
         except Exception:
@@ -190,6 +191,12 @@ class Pipeline:
                 merge = max if key in ("random_share", "label_drift") else sum
                 figures[key] = merge((figures[key], value)) if key in figures else value
         return figures
+
+
+def _input(classifier: Classifier, frame: Frame) -> np.ndarray:
+    """The frame as the capture thread resized it, or whole when it was resized for another model (a swap)."""
+    fitted = frame.model_input
+    return fitted if fitted is not None and fitted.shape[:2] == classifier.size else frame.image
 
 
 class TelemetryReporter(threading.Thread):

@@ -100,7 +100,7 @@ class Device:
             cfg.keepalive_s,
             Packer(cfg.device_id, cfg.batch_max_predictions, cfg.batch_max_delay_ms / 1000),
         )
-        self.collector = Collector(cfg.camera_wait_ms / 1000)
+        self.collector = Collector(cfg.camera_wait_ms / 1000, self.classifier.size)
         several = len(cfg.cameras) > 1
         self.cameras = [
             Camera(name, self.collector.add(create_source(uri), cfg.loop, name), cfg, on_wire=several)

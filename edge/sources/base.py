@@ -28,6 +28,7 @@ class Frame:
     image: np.ndarray  # RGB uint8
     ts: float  # capture time, Unix seconds
     index: int
+    model_input: np.ndarray | None = None  # the image at the model's input size, resized by the capture thread
 
 
 class Source(ABC):

@@ -1,5 +1,9 @@
-"""Capture in its own thread. A live source always hands inference the newest frame (a frame
-replaced before it was taken is counted as dropped); a file hands over every frame. A source
+"""Capture in its own thread, holding up to DEPTH frames until they are taken, oldest first. A live
+source keeps its newest DEPTH frames: a frame is dropped (and counted) only when DEPTH newer ones
+arrived before it was taken, so two frames that come together while a batch runs (a capture thread
+that read its socket late, a network that bunched them) are both classified, the second in the next
+batch, and a consumer that falls behind still gets frames at most one frame old. A file hands over
+every frame, decoding the next one while inference runs. A source
 that fails is reopened with backoff; bad frames are skipped and counted; nothing stops capture
 but the end of a file (unless looping) or `stop()`."""
 
@@ -8,7 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+
+import numpy as np
 
 from edge.sources.base import BadFrame, EndOfStream, Frame, Source
 
@@ -16,19 +23,28 @@ log = logging.getLogger(__name__)
 
 BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 10.0
+DEPTH = 2  # frames held per camera: one arriving while a batch runs, and the next
 
 
 class Capture:
     def __init__(
-        self, source: Source, loop: bool = False, name: str = "capture", on_frame: Callable[[], None] | None = None
+        self,
+        source: Source,
+        loop: bool = False,
+        name: str = "capture",
+        on_frame: Callable[[], None] | None = None,
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
-        """`on_frame` is called (outside this capture's lock) after each new frame: a batch collector's wake-up."""
+        """`on_frame` is called (outside this capture's lock) after each new frame: a batch collector's wake-up.
+        `prepare` makes each frame's `model_input` in this thread (OpenCV releases the GIL while it resizes),
+        so the cameras' resizing runs beside inference instead of before it."""
         self.source = source
         self.loop = loop
+        self._prepare = prepare
         self.counts = {"frames": 0, "dropped": 0, "bad_frames": 0, "reopens": 0}
         self.last_put = float("-inf")  # monotonic time of the last frame captured
         self._on_frame = on_frame
-        self._slot: Frame | None = None
+        self._frames: deque[Frame] = deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._ended = False
@@ -45,39 +61,40 @@ class Capture:
         self._thread.join(timeout=5)
 
     def next(self, timeout_s: float = 1.0) -> Frame | None:
-        """The newest frame, or None if none came within the timeout or the stream has ended."""
+        """The oldest frame held, or None if none came within the timeout or the stream has ended."""
         with self._cond:
-            if self._slot is None and not self._ended:
+            if not self._frames and not self._ended:
                 self._cond.wait(timeout_s)
-            frame, self._slot = self._slot, None
+            frame = self._frames.popleft() if self._frames else None
             self._cond.notify_all()
             return frame
 
     def take(self) -> Frame | None:
-        """The newest frame if one is waiting, without blocking."""
+        """The oldest frame held, without blocking."""
         with self._cond:
-            frame, self._slot = self._slot, None
+            frame = self._frames.popleft() if self._frames else None
             self._cond.notify_all()
             return frame
 
     @property
     def ready(self) -> bool:
         with self._cond:
-            return self._slot is not None
+            return bool(self._frames)
 
     @property
     def ended(self) -> bool:
         with self._cond:
-            return self._ended and self._slot is None
+            return self._ended and not self._frames
 
     def _put(self, frame: Frame) -> None:
         with self._cond:
             if not self.source.live:
-                while self._slot is not None and not self._stop.is_set():
+                while len(self._frames) >= DEPTH and not self._stop.is_set():
                     self._cond.wait(0.1)
-            if self._slot is not None:
+            if len(self._frames) >= DEPTH:
+                self._frames.popleft()
                 self.counts["dropped"] += 1
-            self._slot = frame
+            self._frames.append(frame)
             self.counts["frames"] += 1
             self.last_put = time.monotonic()
             self._cond.notify_all()
@@ -112,7 +129,8 @@ class Capture:
                             self.counts["bad_frames"] += 1
                             log.warning("skipping a bad frame: %s", exc)
                             continue
-                        self._put(Frame(image, time.time(), index))
+                        ts = time.time()
+                        self._put(Frame(image, ts, index, self._prepare(image) if self._prepare else None))
                         index += 1
                         read_any = True
                 except EndOfStream:

@@ -1,4 +1,4 @@
-"""The batch collector: one frame from each camera that has one, a short wait for the live cameras'
+"""The batch collector: one frame from each camera that has one (of its newest two), a short wait for the live cameras'
 stragglers, never a wait for a camera that stopped delivering, and an end when every source ended."""
 
 import queue
@@ -58,13 +58,14 @@ def values(batch) -> list[tuple[int, int]]:
     return [(index, int(frame.image[0, 0, 0])) for index, frame in batch]
 
 
-def test_one_frame_from_each_ready_camera_and_the_newest_of_each(collector) -> None:
+def test_one_frame_from_each_ready_camera_and_the_newest_two_of_each(collector) -> None:
     batcher, (a, b, _) = collector("abc", wait_s=0.0)
     a.push(1)
-    b.push(2)
-    b.push(3)  # b's newest: 2 is dropped
-    wait_for(lambda: batcher.captures[1].counts["frames"] == 2, 5, "b's frames")
+    for value in (2, 3, 4):  # b holds its newest two: 2 is dropped
+        b.push(value)
+    wait_for(lambda: batcher.captures[1].counts["frames"] == 3, 5, "b's frames")
     assert values(batcher.collect(1.0)) == [(0, 1), (1, 3)]
+    assert values(batcher.collect(1.0)) == [(1, 4)], "the second of b's burst goes in the next batch"
     assert batcher.captures[1].counts["dropped"] == 1
     assert batcher.collect(0.05) == [], "nothing new: nothing after the timeout"
 
@@ -109,3 +110,13 @@ def test_the_end_comes_when_every_source_ended(collector) -> None:
     assert values(batcher.collect(1.0)) == [(1, 7)], "a last frame is handed over before the end"
     wait_for(lambda: batcher.ended, 5, "the end")
     assert batcher.collect(5.0) == []
+
+
+def test_frames_are_resized_to_the_model_in_their_capture_thread(collector) -> None:
+    batcher, (a,) = collector("a", wait_s=0.0)
+    batcher.size = (1, 3)
+    a.push(5)
+    [(_, frame)] = batcher.collect(1.0)
+    assert frame.image.shape == (2, 2, 3), "the whole frame is kept for samples and the preview"
+    assert frame.model_input.shape == (1, 3, 3)
+    assert int(frame.model_input[0, 0, 0]) == 5
