@@ -70,6 +70,33 @@ END $$"""
 # Statements for both dialects, or for each (keyed by Database.dialect).
 Migration = list[str] | dict[str, list[str]]
 
+
+def _rollup_table(name: str, camera: str) -> str:
+    """The rollups' table: migration 3 made it, migration 4 again with `camera` in its key."""
+    key = (
+        "device_id, width, bucket, camera, model_name, model_version, label"
+        if camera
+        else ("device_id, width, bucket, model_name, model_version, label")
+    )
+    return f"""CREATE TABLE {name} (
+            device_id TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            bucket BIGINT NOT NULL,
+            {camera}
+            model_name TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            label TEXT NOT NULL,
+            predictions BIGINT NOT NULL,
+            score_sum DOUBLE PRECISION NOT NULL,
+            low BIGINT NOT NULL,
+            first_ts DOUBLE PRECISION NOT NULL,
+            last_ts DOUBLE PRECISION NOT NULL,
+            infer_ms_sum DOUBLE PRECISION NOT NULL,
+            total_ms_sum DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY ({key})
+        )"""
+
+
 MIGRATIONS: list[Migration] = [
     [
         """CREATE TABLE predictions (
@@ -166,22 +193,7 @@ MIGRATIONS: list[Migration] = [
             predictions = (SELECT COUNT(*) FROM predictions p WHERE p.device_id = devices.device_id),
             first_seq = (SELECT MIN(seq) FROM predictions p WHERE p.device_id = devices.device_id),
             last_seq = (SELECT MAX(seq) FROM predictions p WHERE p.device_id = devices.device_id)""",
-        """CREATE TABLE prediction_rollups (
-            device_id TEXT NOT NULL,
-            width INTEGER NOT NULL,
-            bucket BIGINT NOT NULL,
-            model_name TEXT NOT NULL,
-            model_version TEXT NOT NULL,
-            label TEXT NOT NULL,
-            predictions BIGINT NOT NULL,
-            score_sum DOUBLE PRECISION NOT NULL,
-            low BIGINT NOT NULL,
-            first_ts DOUBLE PRECISION NOT NULL,
-            last_ts DOUBLE PRECISION NOT NULL,
-            infer_ms_sum DOUBLE PRECISION NOT NULL,
-            total_ms_sum DOUBLE PRECISION NOT NULL,
-            PRIMARY KEY (device_id, width, bucket, model_name, model_version, label)
-        )""",
+        _rollup_table("prediction_rollups", ""),
         *(
             f"""INSERT INTO prediction_rollups (device_id, width, bucket, model_name, model_version, label,
             predictions, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum)
@@ -205,23 +217,7 @@ MIGRATIONS: list[Migration] = [
             reopens DOUBLE PRECISION,
             PRIMARY KEY (device_id, camera)
         )""",
-        """CREATE TABLE prediction_rollups_by_camera (
-            device_id TEXT NOT NULL,
-            width INTEGER NOT NULL,
-            bucket BIGINT NOT NULL,
-            camera TEXT NOT NULL,
-            model_name TEXT NOT NULL,
-            model_version TEXT NOT NULL,
-            label TEXT NOT NULL,
-            predictions BIGINT NOT NULL,
-            score_sum DOUBLE PRECISION NOT NULL,
-            low BIGINT NOT NULL,
-            first_ts DOUBLE PRECISION NOT NULL,
-            last_ts DOUBLE PRECISION NOT NULL,
-            infer_ms_sum DOUBLE PRECISION NOT NULL,
-            total_ms_sum DOUBLE PRECISION NOT NULL,
-            PRIMARY KEY (device_id, width, bucket, camera, model_name, model_version, label)
-        )""",
+        _rollup_table("prediction_rollups_by_camera", "camera TEXT NOT NULL,"),
         """INSERT INTO prediction_rollups_by_camera (device_id, width, bucket, camera, model_name, model_version, label,
             predictions, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum)
             SELECT device_id, width, bucket, '', model_name, model_version, label, predictions, score_sum, low,
