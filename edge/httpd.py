@@ -8,15 +8,11 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from common.errors import ConfigError
+from common.http_headers import BROWSER_SAFETY
 
 log = logging.getLogger(__name__)
 
-HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+HEADERS = {**BROWSER_SAFETY, "Cache-Control": "no-store"}
 
 
 class Handler(BaseHTTPRequestHandler):

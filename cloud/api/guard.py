@@ -17,13 +17,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 
 from cloud.api.auth import READS, Access, is_loopback
+from common.http_headers import BROWSER_SAFETY
 
 MAX_BODY_BYTES = 64 * 1024
 HEADERS = {
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "x-frame-options": "DENY",
+    **BROWSER_SAFETY,
     "cross-origin-resource-policy": "same-origin",
 }
 INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
