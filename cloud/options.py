@@ -120,6 +120,19 @@ class ServeConfig(CloudOptions):
     metrics_window_s: float = Field(
         300.0, gt=0, description="window of the device gauges of /metrics, and of /api/devices by default"
     )
+    homeassistant_discovery: bool = Field(
+        False,
+        description="publish Home Assistant MQTT discovery: a Home Assistant device per edge device, with sensors "
+        "for its state, last label, fps and confidence (one instance per fleet is enough)",
+    )
+    homeassistant_prefix: str = Field(
+        protocol.DEFAULT_DISCOVERY_PREFIX,
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="Home Assistant's discovery prefix (its MQTT integration's setting)",
+    )
+    homeassistant_interval_s: float = Field(
+        10.0, gt=0, description="a device's Home Assistant state is published when it changes, at most this often"
+    )
     sample_max_kib: int = Field(DEFAULT_SAMPLE_MAX_KIB, ge=1, description="a sample's JPEG may be this large")
     sample_max_side: int = Field(
         DEFAULT_SAMPLE_MAX_SIDE, ge=1, description="pixels a side a sample may declare, checked before decoding"

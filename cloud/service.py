@@ -1,7 +1,7 @@
 """`python -m cloud serve`'s parts, built in one place from its options, each handed its policy: the
 store, MQTT ingest, the HTTP app, the job queue, the registry and its rollout, and, in instances
 started with training on, the trainer, the triggers, the MQTT retrain command, canary widening and
-the announcements signed anew before they expire.
+the announcements signed anew before they expire, and, when asked, Home Assistant's discovery.
 Every instance serves the registry's API."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from cloud.aggregator.retention import PredictionRetention, Retention
 from cloud.api import health, models
 from cloud.api.app import create_app
 from cloud.api.auth import TOKEN_ENV, Access, is_loopback
+from cloud.homeassistant import HomeAssistant
 from cloud.options import ServeConfig
 from cloud.registry.canary import CanaryWidener
 from cloud.registry.gate import GatePolicy
@@ -81,7 +82,7 @@ class Service:
     def __init__(self, cfg: ServeConfig) -> None:
         self.cfg = cfg
         self.db = db = connect(cfg.db)
-        address, topics = cfg.broker_address(), protocol.Topics(cfg.prefix)
+        address, topics = cfg.broker_address(), protocol.Topics(cfg.prefix, cfg.homeassistant_prefix)
         retention = PredictionRetention(cfg.retain_days, cfg.rollup_retain_days)
         self.ingest = Ingest(
             db, cfg.data_dir, address, topics, client_id=cfg.client_id, group=cfg.group, limits=sample_limits(cfg),
@@ -108,6 +109,14 @@ class Service:
         self.commands = RetrainCommands(
             self.jobs, cfg.data_dir, address, topics, f"{cfg.client_id}-commands", cfg.group
         )
+        self.homeassistant = (
+            HomeAssistant(
+                db, address, topics, f"{cfg.client_id}-homeassistant", cfg.homeassistant_interval_s,
+                cfg.metrics_window_s,
+            )
+            if cfg.homeassistant_discovery
+            else None
+        )  # fmt: skip
         self.canary = CanaryWidener(self.registry, self.rollout)
         self.refresher = Refresher(self.registry, self.rollout)
         routers = [
@@ -122,6 +131,8 @@ class Service:
     def start(self) -> None:
         self._start(self.ingest)
         self._start(self.retention)
+        if self.homeassistant:
+            self._start(self.homeassistant)
         if not self.cfg.train:
             log.info("training off: this instance runs no trainer, triggers or retrain command")
             return

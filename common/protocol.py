@@ -6,11 +6,14 @@ the MQTT v5 user property `meta`. WIRE, at the end, is the table of message kind
 subscribers, the broker's ACL and the reference all read. Parsers raise ProtocolError on anything
 malformed, with a reason a long-running service counts before carrying on. The predictions topic
 carries one prediction (schema 1) or a batch of them (schema 2): `decode_predictions` reads either,
-and `predictions_data` reads either into plain data, checked by the same models.
+and `predictions_data` reads either into plain data, checked by the same models. With
+`serve --homeassistant-discovery`, the cloud also publishes Home Assistant's MQTT discovery configs under
+that system's own prefix (`homeassistant` by default) and the states they point at under ours.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -27,6 +30,7 @@ BATCH_SCHEMA: Final = 2
 BATCH_MAX = 1000  # predictions in one batch
 BATCH_MAX_BYTES = 1024 * 1024  # a batch's payload; a device packs fewer predictions rather than exceed it
 DEFAULT_PREFIX = "edgeloop"
+DEFAULT_DISCOVERY_PREFIX = "homeassistant"  # Home Assistant's own default
 SAMPLE_META_PROPERTY = "meta"
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -325,8 +329,63 @@ class RetrainRequest(_Payload):
     reason: str = "manual"
 
 
+class Availability(_Payload):
+    """Whether the cloud's Home Assistant publisher is there (its last will says offline): every entity it
+    made is unavailable while it is not."""
+
+    state: Literal["online", "offline"]
+
+
+class DeviceState(_Payload):
+    """One device as Home Assistant shows it, published when it changes, at most once per
+    --homeassistant-interval-s. Nulls are written, not left out: Home Assistant shows one as unknown."""
+
+    state: str = Field(description="online or offline, as the device's last status said; unknown before its first")
+    label: str | None = Field(description="the top-1 label of the device's newest prediction the cloud stored")
+    fps: float | None = Field(ge=0, description="frames classified per second, as the device's telemetry last said")
+    confidence: float | None = Field(
+        ge=0, le=1, description="mean top-1 score of the device's predictions over the last --metrics-window-s"
+    )
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class DiscoveryAvailability(_Payload):
+    topic: str
+    value_template: str = Field(description="reads `state` (online or offline) out of the topic's JSON")
+
+
+class DiscoveryDevice(_Payload):
+    identifiers: list[str] = Field(min_length=1)
+    name: str
+    manufacturer: str
+    sw_version: str | None = Field(None, description="the model the device runs: name and version")
+
+
+class DiscoveryOrigin(_Payload):
+    name: str
+
+
+class SensorDiscovery(_Payload):
+    """A sensor's config in Home Assistant's MQTT discovery (its field names are Home Assistant's): one per
+    sensor of each device, retained, so Home Assistant finds them again whenever it starts."""
+
+    name: str
+    unique_id: str
+    state_topic: str
+    value_template: str
+    availability: list[DiscoveryAvailability] = Field(min_length=1)
+    availability_mode: Literal["all", "any", "latest"] = "all"
+    device: DiscoveryDevice
+    origin: DiscoveryOrigin
+    icon: str | None = None
+    unit_of_measurement: str | None = None
+    state_class: Literal["measurement"] | None = None
+
+
 P = TypeVar("P", bound=_Payload)
-Party = Literal["device", "cloud"]
+Party = Literal["device", "cloud", "homeassistant"]
 
 
 @dataclass(frozen=True)
@@ -335,8 +394,10 @@ class Kind(Generic[P]):
     `{model_name}` is one level, filled in per message and `+` in a subscription. The payload model
     parses the body, or for samples the user property `meta_property` beside a JPEG body. `sender`
     and `receiver` are what the broker's ACL grants: "cloud" is any client with the cloud's
-    credentials (the service, its commands, an operator). `batch`, where set, is the model of a message
-    that carries several payloads at once (`decode_predictions` reads either)."""
+    credentials (the service, its commands, an operator); "homeassistant", the user Home Assistant logs in
+    as. `batch`, where set, is the model of a message that carries several payloads at once
+    (`decode_predictions` reads either). `root` is what the pattern is below: our prefix, or Home
+    Assistant's discovery prefix."""
 
     name: str
     pattern: str
@@ -348,6 +409,7 @@ class Kind(Generic[P]):
     meta_property: str | None = None
     last_will: bool = False
     batch: type[_Payload] | None = None
+    root: Literal["prefix", "discovery"] = "prefix"
 
     def decode(self, payload: bytes | str) -> P:
         """The payload parsed by this kind's model; ProtocolError for anything else."""
@@ -366,23 +428,58 @@ STATUS = Kind("status", "devices/{device_id}/status", 1, True, Status, "device",
 COMMANDS: Kind[_Payload] = Kind("commands", "devices/{device_id}/commands", 1, False, None, "cloud", "device")
 MODELS = Kind("models", "models/{model_name}", 1, True, Announcement, "cloud", "device")
 RETRAIN = Kind("retrain", "commands/retrain", 1, False, RetrainRequest, "cloud", "cloud")
-WIRE: tuple[Kind[Any], ...] = (PREDICTIONS, SAMPLES, TELEMETRY, STATUS, COMMANDS, MODELS, RETRAIN)
-_LEVELS = {"device_id": "device id", "model_name": "model name"}
+HA_AVAILABILITY = Kind(
+    "homeassistant_availability", "homeassistant/availability", 1, True, Availability, "cloud", "homeassistant",
+    last_will=True,
+)  # fmt: skip
+HA_STATE = Kind(
+    "homeassistant_state", "homeassistant/{device_id}/state", 1, True, DeviceState, "cloud", "homeassistant"
+)
+HA_DISCOVERY = Kind(
+    "homeassistant_discovery", "sensor/{node_id}/{sensor}/config", 1, True, SensorDiscovery, "cloud", "homeassistant",
+    root="discovery",
+)  # fmt: skip
+WIRE: tuple[Kind[Any], ...] = (
+    PREDICTIONS, SAMPLES, TELEMETRY, STATUS, COMMANDS, MODELS, RETRAIN, HA_AVAILABILITY, HA_STATE, HA_DISCOVERY
+)  # fmt: skip
+_LEVELS = {"device_id": "device id", "model_name": "model name", "node_id": "node id", "sensor": "sensor"}
+_NODE = re.compile(r"[A-Za-z0-9_-]{1,200}")  # what Home Assistant takes as a discovery topic's node and object ids
+_NOT_A_NODE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def _level(name: str, value: str) -> str:
+    if name in ("node_id", "sensor"):
+        if not _NODE.fullmatch(value):
+            raise ProtocolError(f"invalid {_LEVELS[name]} {value!r}: use 1-200 of A-Z a-z 0-9 _ -", "bad_id")
+        return value
+    return check_id(value, _LEVELS[name])
 
 
 class Topics:
-    """The topics of WIRE's kinds under one prefix."""
+    """The topics of WIRE's kinds under one prefix (and Home Assistant's under its discovery prefix)."""
 
-    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, prefix: str = DEFAULT_PREFIX, discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX) -> None:
         self.prefix = prefix.rstrip("/")
+        self.discovery_prefix = discovery_prefix.rstrip("/")
+
+    def root(self, kind: Kind[Any]) -> str:
+        return self.prefix if kind.root == "prefix" else self.discovery_prefix
 
     def topic(self, kind: Kind[Any], **levels: str) -> str:
         """One message's topic; each level is checked (an id with a wildcard or a slash is refused)."""
-        return f"{self.prefix}/" + kind.pattern.format(**{k: check_id(v, _LEVELS[k]) for k, v in levels.items()})
+        return f"{self.root(kind)}/" + kind.pattern.format(**{k: _level(k, v) for k, v in levels.items()})
 
     def filter(self, kind: Kind[Any]) -> str:
         """Every topic of a kind, for a subscription."""
-        return f"{self.prefix}/" + kind.pattern.format(**dict.fromkeys(_LEVELS, "+"))
+        return f"{self.root(kind)}/" + kind.pattern.format(**dict.fromkeys(_LEVELS, "+"))
+
+    def node(self, device_id: str) -> str:
+        """A device's node id in Home Assistant (discovery topics, unique ids): the prefix and the device id,
+        with what Home Assistant refuses there (dots, slashes) made underscores and, if any was, a hash of
+        both, so that no two devices or fleets share one."""
+        raw = f"{self.prefix}_{check_id(device_id)}"
+        node = _NOT_A_NODE.sub("_", raw)
+        return node if node == raw else f"{node}_{hashlib.sha256(raw.encode()).hexdigest()[:8]}"
 
     def device(self, device_id: str, kind: str) -> str:
         return f"{self.prefix}/devices/{check_id(device_id)}/{kind}"

@@ -28,7 +28,7 @@ OUTPUT = ROOT / "docs" / "reference.md"
 PAYLOADS = [protocol.Prediction, protocol.PredictionBatch, protocol.BatchedPrediction, protocol.SampleMeta,
             protocol.Telemetry, protocol.Status, protocol.Announcement,
             protocol.RetrainRequest, protocol.ModelRef, protocol.Score, protocol.Latency,
-            protocol.Percentiles]  # fmt: skip
+            protocol.Percentiles, protocol.Availability, protocol.DeviceState, protocol.SensorDiscovery]  # fmt: skip
 COMMANDS = [("python -m edge run", EdgeConfig), ("python -m cloud serve", ServeConfig),
             ("python -m cloud retrain", RetrainConfig), ("python -m cloud sweep", SweepConfig)]  # fmt: skip
 
@@ -54,7 +54,7 @@ def topics() -> list[str]:
     lines = ["| topic | from → to | QoS | retained | payload |", "|---|---|---|---|---|"]
     for kind in protocol.WIRE:
         retained = ("yes" if kind.retain else "no") + (", and the last will" if kind.last_will else "")
-        topic = f"{protocol.DEFAULT_PREFIX}/{kind.pattern}"
+        topic = f"{protocol.Topics().root(kind)}/{kind.pattern}"
         lines.append(f"| `{topic}` | {kind.sender} → {kind.receiver} | {kind.qos} | {retained} | {_payload(kind)} |")
     return lines
 
@@ -82,7 +82,11 @@ def render() -> str:
     out += ["## MQTT topics (prefix `edgeloop`)", "", *topics(), ""]
     out += ["A device publishes only under its own id and reads only its commands and the announcements (the"]
     out += ["broker's ACL, `deploy/mosquitto/acl`); `cloud` is any client with the cloud's credentials: the service,"]
-    out += ["its commands, an operator.", ""]
+    out += ["its commands, an operator. Home Assistant's kinds (`serve --homeassistant-discovery`) are read by the"]
+    out += [
+        "user Home Assistant logs in as; its discovery configs are under its own prefix (`--homeassistant-prefix`).",
+        "",
+    ]
     out += [
         "## Payloads",
         "",

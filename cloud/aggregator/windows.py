@@ -58,6 +58,7 @@ class DeviceWindow:
     version_last_ts: dict[protocol.ModelRef, float] = field(default_factory=dict)
     first_ts: float | None = None
     last_ts: float | None = None
+    last_label: str | None = None  # the newest prediction's
     infer_ms_sum: float = 0.0
     total_ms_sum: float = 0.0
 
@@ -83,7 +84,8 @@ class DeviceWindow:
         self.versions[model][group.label] += n
         self.version_last_ts[model] = max(group.last_ts, self.version_last_ts.get(model, group.last_ts))
         self.first_ts = group.first_ts if self.first_ts is None else min(self.first_ts, group.first_ts)
-        self.last_ts = group.last_ts if self.last_ts is None else max(self.last_ts, group.last_ts)
+        if self.last_ts is None or group.last_ts > self.last_ts:
+            self.last_ts, self.last_label = group.last_ts, group.label
         self.infer_ms_sum += group.infer_ms_sum
         self.total_ms_sum += group.total_ms_sum
 

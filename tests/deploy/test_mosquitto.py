@@ -18,6 +18,7 @@ from tests.support.mosquitto_configs import (
     BRIDGE,
     CLOUD_PASSWORDS,
     CONFIGS,
+    HOMEASSISTANT,
     JETSON_PASSWORDS,
     PASSWORDS,
     localize,
@@ -39,8 +40,9 @@ CLOUD_SENDS = [kind for kind in protocol.WIRE if kind.sender == "cloud"]
 
 
 def topic(kind: protocol.Kind, device_id: str = "cam-7") -> str:
-    """The kind's topic in these tests: `device_id`'s, or the flowers model's."""
-    return TOPICS.topic(kind, device_id=device_id, model_name="flowers")
+    """The kind's topic in these tests: `device_id`'s (its state sensor's, for Home Assistant), or the flowers
+    model's."""
+    return TOPICS.topic(kind, device_id=device_id, model_name="flowers", node_id=TOPICS.node(device_id), sensor="state")
 
 
 def per_device(kind: protocol.Kind) -> bool:
@@ -126,7 +128,7 @@ def test_a_device_publishes_only_under_its_own_topics(cloud):
 def test_a_device_reads_announcements_and_its_commands_but_not_other_devices(cloud):
     cam7 = cloud.device("cam-7")
     # Mosquitto grants a subscription and checks read access on each message it would deliver.
-    assert cam7.subscribe(EVERYTHING) == 1
+    assert [cam7.subscribe(f) for f in (EVERYTHING, f"{TOPICS.discovery_prefix}/#")] == [1, 1]
     cam8, aggregator = cloud.device("cam-8"), cloud.aggregator()
     unreadable = [(cam8, topic(kind, "cam-8")) for kind in DEVICE_SENDS]
     unreadable += [(aggregator, topic(kind, "cam-8")) for kind in CLOUD_SENDS if per_device(kind)]
@@ -141,6 +143,33 @@ def test_a_device_reads_announcements_and_its_commands_but_not_other_devices(clo
         assert [m.payload for m in cam7.received(sent)] == [sent.encode()]
     for _, sent in unreadable:
         assert cam7.received(sent) == []
+
+
+def test_home_assistant_reads_only_what_the_cloud_publishes_for_it(cloud):
+    """Home Assistant's user on the fleet's listener reads the discovery configs, states and availability the
+    cloud publishes (through its own listener) and nothing a device sends nor the cloud sends a device; it writes
+    none of them."""
+    ha = cloud.device(HOMEASSISTANT)
+    assert [ha.subscribe(f) for f in (EVERYTHING, f"{TOPICS.discovery_prefix}/#")] == [1, 1]
+    cam7, aggregator = cloud.device("cam-7"), cloud.aggregator()
+    for kind in DEVICE_SENDS:  # sent before what Home Assistant reads
+        assert cam7.ack(topic(kind), kind.name) == 0, kind.name
+    readable = [topic(kind) for kind in CLOUD_SENDS if kind.receiver == HOMEASSISTANT]
+    assert len(readable) == 3
+    # The announcements are every fleet user's to read (the ACL's patterns): not the devices' own messages.
+    unreadable = [
+        topic(kind)
+        for kind in DEVICE_SENDS + CLOUD_SENDS
+        if kind.receiver != HOMEASSISTANT and (per_device(kind) or kind.receiver != "device")
+    ]
+    for sent in [topic(kind) for kind in CLOUD_SENDS if kind.receiver != HOMEASSISTANT] + readable:
+        assert aggregator.ack(sent, sent) == 0, sent
+    wait_for(lambda: all(ha.received(sent) for sent in readable), 5, "what Home Assistant reads")
+    for sent in readable:
+        assert [m.payload for m in ha.received(sent)] == [sent.encode()]
+        assert ha.ack(sent, b'{"state": "online"}') == code(NOT_AUTHORIZED), sent
+    for sent in unreadable:
+        assert ha.received(sent) == [], sent
 
 
 def test_an_offline_aggregator_session_keeps_the_fleets_backlog_across_a_restart(cloud):

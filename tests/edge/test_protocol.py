@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -126,13 +127,29 @@ def test_the_wire_table_says_how_each_kind_travels() -> None:
         "commands": ("cloud", "device", 1, False),
         "models": ("cloud", "device", 1, True),
         "retrain": ("cloud", "cloud", 1, False),
+        "homeassistant_availability": ("cloud", "homeassistant", 1, True),
+        "homeassistant_state": ("cloud", "homeassistant", 1, True),
+        "homeassistant_discovery": ("cloud", "homeassistant", 1, True),
     }
-    assert [kind.name for kind in protocol.WIRE if kind.last_will] == ["status"]
+    assert [kind.name for kind in protocol.WIRE if kind.last_will] == ["status", "homeassistant_availability"]
     assert protocol.SAMPLES.meta_property == "meta"
     topics = protocol.Topics()
     assert topics.filter(protocol.PREDICTIONS) == "edgeloop/devices/+/predictions"
     assert topics.filter(protocol.MODELS) == "edgeloop/models/+"
     assert topics.topic(protocol.COMMANDS, device_id="cam-1") == topics.commands("cam-1")
+    assert topics.filter(protocol.HA_DISCOVERY) == "homeassistant/sensor/+/+/config"
+    assert topics.filter(protocol.HA_STATE) == "edgeloop/homeassistant/+/state"
+
+
+def test_home_assistant_node_ids_are_what_it_takes_and_one_per_device() -> None:
+    """Home Assistant takes [a-zA-Z0-9_-] in a discovery topic's node id; device ids and prefixes may hold more."""
+    nodes = [protocol.Topics(prefix).node(device) for prefix in ("edgeloop", "site/a") for device in
+             ("cam-1", "cam.1", "cam_1", "a" * 64)]  # fmt: skip
+    assert nodes[0] == "edgeloop_cam-1"
+    assert len(set(nodes)) == len(nodes)
+    assert all(re.fullmatch(r"[a-zA-Z0-9_-]+", node) for node in nodes)
+    with pytest.raises(protocol.ProtocolError):
+        protocol.Topics().topic(protocol.HA_DISCOVERY, node_id="cam.1", sensor="fps")
 
 
 def test_a_sample_meta_is_its_prediction_and_a_reason() -> None:

@@ -18,7 +18,8 @@ from tests.support.ports import free_port
 CONFIGS = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 BRIDGE = Path("config") / "bridge" / "edgeloop-cloud.conf"  # where jetson.conf includes the bridge from
 AGGREGATOR = "edgeloop-aggregator"
-PASSWORDS = {"cam-7": "cam-7-secret", "cam-8": "cam-8-secret"}  # the fleet's password file
+HOMEASSISTANT = "homeassistant"  # Home Assistant's user on the fleet's listener
+PASSWORDS = {"cam-7": "cam-7-secret", "cam-8": "cam-8-secret", HOMEASSISTANT: "ha-secret"}  # the fleet's password file
 CLOUD_PASSWORDS = {AGGREGATOR: "aggregator-secret"}  # the cloud listener's
 JETSON_PASSWORDS = {"cam-7": "cam-7-local-secret"}  # cam-7's own broker: the runtime's, not the cloud's
 
