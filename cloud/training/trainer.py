@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 RETRAIN_YAML = "retrain.yaml"
 SWEEP_YAML = "sweep.yaml"  # with it, each training of the model is a sweep, and its best run the candidate
+SUMMARIES_DIR = "tensorboard"  # under the data directory: each training's TensorBoard summaries, by model and version
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ class Trainer(threading.Thread):
         command += ["--version", version, "--bottleneck-dir", str(self.data_dir / "bottlenecks")]
         command += ["--field-devices", str(self._field_devices(job))]
         if not sweep.is_file():  # a sweep keeps its runs' summaries under its own folder
-            command += ["--summaries-dir", str(self.data_dir / "tensorboard" / job.model / version)]
+            command += ["--summaries-dir", str(self.data_dir / SUMMARIES_DIR / job.model / version)]
         logfile = job_log(self.data_dir, job.id)
         logfile.parent.mkdir(parents=True, exist_ok=True)
         log.info("job %s: training %s %s (%s); log in %s", job.id, job.model, version, "; ".join(job.reasons), logfile)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cloud.training.trainer import SUMMARIES_DIR
 from tests.support.deploy_options import options
 from tests.support.paths import ROOT
 
@@ -55,7 +56,8 @@ def test_cloud_compose_runs_the_service_beside_its_broker_and_postgres_in_a_prof
     env = env_file(COMPOSE / "cloud", tmp_path)
     services = resolved(COMPOSE / "cloud", "--env-file", env, "--profile", "postgres")["services"]
     assert {name: s.get("profiles") for name, s in services.items()} == {
-        "mosquitto": None, "cloud": None, "postgres": ["postgres"]
+        "mosquitto": None, "cloud": None, "postgres": ["postgres"],
+        "tensorboard": ["tensorboard"],
     }  # fmt: skip
     assert [p["target"] for p in services["mosquitto"]["ports"]] == [8883], "the cloud's listener stays internal"
     serve = options(services["cloud"]["command"])
@@ -65,6 +67,19 @@ def test_cloud_compose_runs_the_service_beside_its_broker_and_postgres_in_a_prof
     assert mounts(services["cloud"])[str(serve.signing_key)].endswith("/secrets/registry.key"), "announcements signed"
     holders = [name for name, s in services.items() if any(v.endswith("/registry.key") for v in mounts(s).values())]
     assert holders == ["cloud"], "the private key is the cloud service's only"
+
+
+def test_cloud_compose_runs_tensorboard_in_a_profile_on_the_services_summaries(tmp_path):
+    env = env_file(COMPOSE / "cloud", tmp_path)
+    services = resolved(COMPOSE / "cloud", "--env-file", env, "--profile", "tensorboard")["services"]
+    board, cloud = services["tensorboard"], services["cloud"]
+    assert (board["profiles"], board["image"]) == (["tensorboard"], cloud["image"])
+    assert board["entrypoint"] == ["tensorboard"]
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in board["command"])
+    data = options(cloud["command"]).data_dir
+    assert Path(flags["logdir"]) == data / SUMMARIES_DIR, "where the service's trainings write their summaries"
+    assert f"{mounts(cloud)[str(data)]}:{data}:ro" in board["volumes"], "the service's data volume, read-only"
+    assert board["ports"] == [f"127.0.0.1:{flags['port']}:{flags['port']}/tcp"], "no login: this host only"
 
 
 def test_jetson_compose_gives_the_runtime_the_gpu_camera_jtop_and_a_bridged_broker(tmp_path):

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from cloud.training.trainer import SUMMARIES_DIR
 from tests.support.deploy_options import options
 from tests.support.paths import ROOT
 
@@ -37,6 +38,7 @@ def test_manifests_pass_strict_schema_validation():
     assert set(resources()) == {
         "Namespace/edgeloop", "DaemonSet/edgeloop-edge", "PersistentVolumeClaim/edgeloop-data",
         "Deployment/edgeloop-cloud", "Service/edgeloop-cloud", "ConfigMap/edgeloop-retrain", "Job/edgeloop-retrain",
+        "Deployment/edgeloop-tensorboard", "Service/edgeloop-tensorboard",
     }  # fmt: skip
 
 
@@ -61,6 +63,23 @@ def test_cloud_deployment_serves_with_options_serve_accepts():
     mounts = {m["mountPath"]: m["name"] for m in spec["containers"][0]["volumeMounts"]}
     secret = {v["name"]: v.get("secret", {}).get("secretName") for v in spec["volumes"]}
     assert secret[mounts[str(serve.signing_key.parent)]] == "edgeloop-signing", "announcements signed"
+
+
+def test_tensorboard_reads_the_services_summaries_on_its_node():
+    spec, cloud = pod("Deployment/edgeloop-tensorboard"), pod("Deployment/edgeloop-cloud")
+    board = spec["containers"][0]
+    assert (board["image"], board["command"]) == (cloud["containers"][0]["image"], ["tensorboard"])
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in board["args"])
+    data = options(cloud["containers"][0]["args"]).data_dir
+    assert Path(flags["logdir"]) == data / SUMMARIES_DIR, "where the service's trainings write their summaries"
+    mount = mounted_from(spec, data)
+    assert mount["persistentVolumeClaim"] == {"claimName": "edgeloop-data", "readOnly": True}
+    assert board["ports"][0]["containerPort"] == int(flags["port"])
+    assert resources()["Service/edgeloop-tensorboard"]["spec"]["ports"][0]["targetPort"] == board["ports"][0]["name"]
+    assert resources()["Service/edgeloop-tensorboard"]["spec"].get("type", "ClusterIP") == "ClusterIP", "no login"
+    beside = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert beside["labelSelector"]["matchLabels"] == resources()["Deployment/edgeloop-cloud"]["metadata"]["labels"]
+    assert beside["topologyKey"] == "kubernetes.io/hostname", "a ReadWriteOnce volume is mounted on one node"
 
 
 def test_retrain_job_runs_retrain_on_a_gpu_with_options_retrain_accepts(tmp_path):
