@@ -116,13 +116,16 @@ class HomeAssistant(threading.Thread):
             self._sent.clear()
         fleet = device_store.fleet(self.db)
         windows = fleet_windows(self.db, [d.device_id for d in fleet], time.time() - self.window_s)
-        sent = 0
+        sent, configs = 0, 0
         for device in fleet:
             for kind, topic, payload in self._messages(device, windows[device.device_id]):
                 if self._sent.get(topic) != payload:
                     self._client.publish(topic, **self._message(kind, payload))
                     self._sent[topic] = payload
                     sent += 1
+                    configs += kind is protocol.HA_DISCOVERY
+        if configs:
+            log.info("Home Assistant discovery: %d sensor configs published or changed", configs)
         return sent
 
     def _messages(

@@ -390,8 +390,9 @@ Party = Literal["device", "cloud", "homeassistant"]
 
 @dataclass(frozen=True)
 class Kind(Generic[P]):
-    """One kind of message. `pattern` is its topic below the prefix, where `{device_id}` or
-    `{model_name}` is one level, filled in per message and `+` in a subscription. The payload model
+    """One kind of message. `pattern` is its topic below the prefix, where `{device_id}`, `{model_name}`
+    (or Home Assistant's `{node_id}` and `{sensor}`) is one level, filled in per message and `+` in a
+    subscription. The payload model
     parses the body, or for samples the user property `meta_property` beside a JPEG body. `sender`
     and `receiver` are what the broker's ACL grants: "cloud" is any client with the cloud's
     credentials (the service, its commands, an operator); "homeassistant", the user Home Assistant logs in

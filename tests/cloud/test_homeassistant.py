@@ -103,6 +103,9 @@ def test_each_device_gets_sensors_whose_states_are_what_it_sent_at_a_bounded_rat
         assert latest(late, state_topic) == expected
         assert {m.topic for m in late.messages} >= {f"homeassistant/sensor/{node}/{key}/config" for key in configs}
 
+        time.sleep(2 * INTERVAL_S)  # passes that find nothing changed send nothing
+        assert len(ha.received(state_topic)) == sent
+
         device_says(fleet, "offline")
         wait_for(lambda: (latest(ha, state_topic) or {}).get("state") == "offline", 10, "cam-1 offline")
     finally:
