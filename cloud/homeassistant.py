@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
 from cloud.aggregator.windows import DeviceWindow, fleet_windows
 from cloud.store import Database
 from cloud.store import devices as device_store
@@ -28,7 +31,7 @@ log = logging.getLogger(__name__)
 
 MANUFACTURER = "edgeloop"
 ONLINE, OFFLINE = protocol.Availability(state="online"), protocol.Availability(state="offline")
-STOP_TIMEOUT_S = 5
+STOP_TIMEOUT_S = 5  # beyond a pass under way
 
 
 def template(key: str) -> str:
@@ -83,13 +86,10 @@ class HomeAssistant(threading.Thread):
         super().start()
 
     def stop(self) -> None:
-        """Says offline itself (a clean disconnect sends no last will), then leaves."""
+        """Leaves asking the broker for its last will (MQTT v5), which says offline: a plain disconnect drops it."""
         self._stopping.set()
         self.join(timeout=STOP_TIMEOUT_S + self.interval_s)
-        if self._client.is_connected():
-            offline = self._message(protocol.HA_AVAILABILITY, OFFLINE.encode())
-            self._client.publish(self.availability, **offline).wait_for_publish(STOP_TIMEOUT_S)
-        self._client.disconnect()
+        self._client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message"))
         self._client.loop_stop()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
