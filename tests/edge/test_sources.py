@@ -1,5 +1,6 @@
 """Sources by URI, and capture: newest frame, every frame of a file, bad frames, reopening."""
 
+import base64
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,3 +151,77 @@ def test_an_rtsp_stream_that_stops_is_reopened(rtsp_camera: RTSPCamera) -> None:
         wait_for(lambda: capture.counts["frames"] >= before + 20, 60, "frames after the camera came back")
     finally:
         capture.stop()
+
+
+USER, PASSWORD = "viewer", "p@ss:w/rd"
+LOGIN = "viewer:p%40ss%3Aw%2Frd"  # as the URI spells it
+
+
+class _CameraWithoutLengths(BaseHTTPRequestHandler):
+    """An IP camera behind basic auth whose parts carry no Content-Length: `frames` JPEGs, then it hangs up.
+    The server's `content_type` says the boundary (quoted) or not at all."""
+
+    frames = 12
+
+    def do_GET(self) -> None:
+        self.server.requests.append((self.path, self.headers.get("Authorization")))  # type: ignore[attr-defined]
+        expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        if self.headers.get("Authorization") != expected:
+            self.send_error(401)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", self.server.content_type)  # type: ignore[attr-defined]
+        self.end_headers()
+        rng = np.random.default_rng(1)
+        self.wfile.write(b"a preamble line\r\n")
+        for i in range(self.frames):
+            colour = ("red", "green", "blue")[i % 3]
+            _, jpeg = cv2.imencode(".jpg", synthetic_image(colour, rng, size=96 + i))
+            self.wfile.write(b"--myboundary\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg.tobytes() + b"\r\n")
+        self.wfile.write(b"--myboundary--\r\n")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _read_to_the_end(source: sources.Source) -> list[tuple[int, ...]]:
+    """The shapes of the frames an open source reads until the stream closes."""
+    shapes = []
+    with pytest.raises(sources.SourceError, match="closed the stream"):
+        _append_forever(source, shapes)
+    return shapes
+
+
+def _append_forever(source: sources.Source, shapes: list[tuple[int, ...]]) -> None:
+    while True:
+        shapes.append(source.read().shape)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        'multipart/x-mixed-replace; boundary="myboundary"',
+        "multipart/x-mixed-replace;boundary=--myboundary",
+        "multipart/x-mixed-replace",
+    ],
+)
+def test_mjpeg_without_content_length_and_with_credentials(content_type: str, caplog) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _CameraWithoutLengths)
+    server.content_type, server.requests = content_type, []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    caplog.set_level("DEBUG")
+    try:
+        source = sources.create(f"http://{LOGIN}@127.0.0.1:{port}/video.mjpg")
+        source.open()
+        shapes = _read_to_the_end(source)
+        source.close()
+        assert shapes == [(96 + i, 96 + i, 3) for i in range(_CameraWithoutLengths.frames)], "every frame, whole"
+        wrong = sources.create(f"http://viewer:nope@127.0.0.1:{port}/video.mjpg")
+        with pytest.raises(sources.SourceError, match="401") as refused:
+            wrong.open()
+    finally:
+        server.shutdown()
+    assert [path for path, _ in server.requests] == ["/video.mjpg"] * 2, "the credentials left the URL"
+    shown = f"{caplog.text} {refused.value} {source!r}"
+    assert not [secret for secret in (PASSWORD, "p%40ss", "nope") if secret in shown]
