@@ -5,6 +5,8 @@ parts and their policies."""
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -32,6 +34,21 @@ DEFAULT_SAMPLE_IN_FLIGHT_MIB = 64
 DEFAULT_RETAIN_DAYS = 7.0
 DEFAULT_ROLLUP_RETAIN_DAYS = 400.0
 RETAIN_MARGIN_S = 3600.0  # raw rows outlive the longest window read from them by at least this
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_PUBLIC_URL = f"http://localhost:{DEFAULT_HTTP_PORT}"  # serve's defaults, for the commands without its flags
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def listening_url(host: str, port: int) -> str:
+    """The URL of an HTTP server bound to `host:port`: a wildcard address is this machine's name."""
+    if host in WILDCARDS:
+        host = socket.getfqdn()
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            host = f"[{host}]"
+    except ValueError:
+        pass  # a name
+    return f"http://{host}:{port}"
 
 
 class CloudOptions(Options):
@@ -46,8 +63,11 @@ class CloudOptions(Options):
     signing_key: Path | None = Field(
         None, description="Ed25519 private key (PEM) that signs model announcements (python -m cloud keygen)"
     )
-    public_url: str = Field(
-        "http://localhost:8080", description="the service's URL as devices reach it: announcements point there"
+    public_url: str | None = Field(
+        None,
+        description="the service's URL as devices reach it: announcements point there (default: serve's "
+        "http://<http-host>:<http-port>, the machine's name for a wildcard host; other commands: "
+        f"{DEFAULT_PUBLIC_URL})",
     )
     announcement_lifetime_days: float = Field(
         30, gt=0, description="devices refuse an announcement older than this; serve signs it anew every half of it"
@@ -55,6 +75,15 @@ class CloudOptions(Options):
 
     def signer(self) -> Signer | None:
         return Signer(self.signing_key) if self.signing_key else None
+
+    @property
+    def download_url(self) -> str:
+        """--public-url, or where the service listens: a default port that nobody listens on would
+        send every device's download to nowhere."""
+        return self.public_url or self._listening_url()
+
+    def _listening_url(self) -> str:
+        return DEFAULT_PUBLIC_URL
 
     @property
     def announcement_lifetime_s(self) -> float:
@@ -65,7 +94,7 @@ class CloudOptions(Options):
 
 
 class ServeConfig(CloudOptions):
-    http_port: int = Field(8080, ge=0, le=65535, description="HTTP API and dashboard")
+    http_port: int = Field(DEFAULT_HTTP_PORT, ge=0, le=65535, description="HTTP API and dashboard")
     http_host: str = Field(
         "127.0.0.1",
         description="address the HTTP server listens on; beyond loopback only with an API token "
@@ -191,6 +220,9 @@ class ServeConfig(CloudOptions):
         if raw is not None and rollups is not None and rollups < raw:
             raise ValueError("--rollup-retain-days must be at least --retain-days")
         return self
+
+    def _listening_url(self) -> str:
+        return listening_url(self.http_host, self.http_port)
 
     @field_validator("canary_groups", mode="before")
     @classmethod

@@ -73,7 +73,7 @@ def api_access(cfg: ServeConfig) -> Access:
     return Access(
         token=token,
         protect_reads=cfg.protect_reads,
-        public_host=urlsplit(cfg.public_url).hostname,
+        public_host=urlsplit(cfg.download_url).hostname,
         loopback_only=not token and is_loopback(cfg.http_host),
     )
 
@@ -95,7 +95,7 @@ class Service:
         self.jobs = Jobs(db)
         self.registry = Registry(db, cfg.data_dir)
         self.rollout = Rollout(
-            self.registry, address, topics, cfg.public_url, cfg.signer(), lifetime_s=cfg.announcement_lifetime_s
+            self.registry, address, topics, cfg.download_url, cfg.signer(), lifetime_s=cfg.announcement_lifetime_s
         )
         self.trainer = Trainer(self.jobs, self.registry, self.rollout, cfg.data_dir, training_policy(cfg))
         triggers = trigger_policy(cfg)

@@ -27,9 +27,10 @@ class Refused(Exception):
     """A model update the device will not run. `reason` is a short class (what status messages and
     counters show: never what a server sent); the message is the detail for the log."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, retry: bool = False) -> None:
         super().__init__(detail)
         self.reason = reason
+        self.retry = retry  # the same announcement may well succeed later (a server down, a network cut)
 
 
 class Serials:

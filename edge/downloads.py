@@ -1,7 +1,8 @@
 """Bundle downloads, pinned: only over http(s), only from the origin (scheme, host, port) the device
 trusts, no redirects, within a total time and a size cap, and the archive's sha256 checked on the
 way. A failure is a Refused whose reason is a short class ("download failed: timeout"): what the
-server sent never reaches the device's status, which the cloud's API shows."""
+server sent never reaches the device's status, which the cloud's API shows. One that may pass later
+(unreachable, a timeout, a server error, a full disk) says so: the updater tries again."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def origin(url: str) -> str:
     return f"{scheme}://{parts.hostname.lower()}:{parts.port or _PORTS[scheme]}"
 
 
-def _failed(reason: str, detail: str) -> Refused:
-    return Refused(f"download failed: {reason}", detail)
+def _failed(reason: str, detail: str, retry: bool = False) -> Refused:
+    return Refused(f"download failed: {reason}", detail, retry)
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -84,14 +85,15 @@ def _fetch(url: str, part: Path, deadline: float) -> str:
                 if size > MAX_BYTES:
                     raise _failed("too_large", f"{shown} is larger than {MAX_BYTES} bytes")
                 if time.monotonic() > deadline:
-                    raise _failed("timeout", f"{shown} took more than {TOTAL_TIMEOUT_S} s")
+                    raise _failed("timeout", f"{shown} took more than {TOTAL_TIMEOUT_S} s", retry=True)
                 digest.update(chunk)
                 _write(out, chunk, part)
     except urllib.error.HTTPError as exc:
-        raise _failed(f"http {exc.code}", f"{shown} answered {exc.code}") from exc
+        retry = exc.code >= 500 or exc.code == 429  # the server's trouble, or too busy: not the URL's
+        raise _failed(f"http {exc.code}", f"{shown} answered {exc.code}", retry) from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
         timeout = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
-        raise _failed("timeout" if timeout else "unreachable", f"cannot download {shown}: {exc}") from exc
+        raise _failed("timeout" if timeout else "unreachable", f"cannot download {shown}: {exc}", retry=True) from exc
     return digest.hexdigest()
 
 
@@ -99,11 +101,11 @@ def _create(part: Path) -> BinaryIO:
     try:
         return open(part, "wb")
     except OSError as exc:
-        raise _failed("disk", f"cannot write {part}: {exc}") from exc
+        raise _failed("disk", f"cannot write {part}: {exc}", retry=True) from exc
 
 
 def _write(out: BinaryIO, chunk: bytes, part: Path) -> None:
     try:
         out.write(chunk)
     except OSError as exc:
-        raise _failed("disk", f"cannot write {part}: {exc}") from exc
+        raise _failed("disk", f"cannot write {part}: {exc}", retry=True) from exc

@@ -27,6 +27,7 @@ WINDOW = 10_000  # outbox rows (predictions) handed to paho and not yet acknowle
 QUEUE_MAX = 100_000  # predictions waiting for the outbox; past it (a stuck disk) new ones are dropped, counted
 SEQ_COUNTER = "seq"
 ERROR_LOG_EVERY_S = 10.0
+LOOP_STOP_S = 2.0
 
 
 class Publisher:
@@ -235,12 +236,13 @@ class Publisher:
     def pending(self) -> int:
         return len(self.outbox) + self._queue.qsize()
 
-    def flush(self, timeout_s: float) -> bool:
-        """Wait until everything queued has been acknowledged (or the timeout passes)."""
+    def flush(self, timeout_s: float, wait_for_broker: bool = True) -> bool:
+        """Wait until everything queued has been acknowledged, or the timeout passes; without
+        `wait_for_broker`, only while connected (a device told to stop waits for no broker that is down)."""
         deadline = time.monotonic() + timeout_s
         self._flushing.set()
         try:
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and (wait_for_broker or self.connected):
                 if self.pending() == 0 and self.connected:
                     return True
                 time.sleep(0.02)
@@ -248,9 +250,9 @@ class Publisher:
         finally:
             self._flushing.clear()
 
-    def stop(self, flush_s: float = 5.0) -> None:
+    def stop(self, flush_s: float = 5.0, wait_for_broker: bool = True) -> None:
         """Flush, announce `offline` (retained) and disconnect; what is left stays in the outbox."""
-        self.flush(flush_s)
+        self.flush(flush_s, wait_for_broker)
         self._stop.set()
         self._thread.join()
         self._hand_over()
@@ -261,7 +263,10 @@ class Publisher:
             except (RuntimeError, ValueError):
                 log.warning("could not publish offline before disconnecting; the last will says it")
         self._client.disconnect()
-        self._client.loop_stop()
+        # paho's network thread may sit in a connect or a name lookup that has no broker to reach: wait so long only.
+        stopping = threading.Thread(target=self._client.loop_stop, name="mqtt-stop", daemon=True)
+        stopping.start()
+        stopping.join(LOOP_STOP_S)
         left = len(self.outbox)
         if left:
             log.warning("%d messages stay in the outbox for the next start", left)

@@ -1,5 +1,7 @@
 """`python -m edge run`: the streaming pipeline that runs in the Jetson container. SIGTERM (or
-Ctrl-C) finishes the frame in flight, flushes the outbox, publishes `offline` and exits 0."""
+Ctrl-C) finishes the frame in flight, flushes the outbox while the broker is there (FLUSH_S at
+most), publishes `offline` and exits 0 within 10 s; before the model has loaded, SIGTERM's default
+action ends the process at once (nothing is queued yet, and a model's loading cannot be cut short)."""
 
 from __future__ import annotations
 
@@ -31,7 +33,10 @@ from edge.updates import ModelUpdater, remembered
 
 log = logging.getLogger(__name__)
 
-FLUSH_S = 10.0
+# Out within 10 s of SIGTERM, whatever the state: cameras, the flush and paho's thread each get a share
+# (a download or a model loading in the updater's daemon thread is abandoned). What is not sent stays in the outbox.
+CAPTURE_STOP_S = 2.0
+FLUSH_S = 4.0
 
 
 def add_parser(subparsers: SubParsers) -> None:
@@ -148,11 +153,13 @@ class Device:
         try:
             self.pipeline.run(stop)
         finally:
+            told = stop.is_set()  # by a signal: no waiting for a broker that is not there; at a file's end, a while
             stop.set()
             self.updater.stop()
+            cameras_stopped = time.monotonic() + CAPTURE_STOP_S
             for camera in self.cameras:
-                camera.capture.stop()
-            self.publisher.stop(FLUSH_S)
+                camera.capture.stop(max(0.0, cameras_stopped - time.monotonic()))
+            self.publisher.stop(FLUSH_S, wait_for_broker=not told)
             if self.pipeline.preview is not None:
                 self.pipeline.preview.close()
             if health is not None:

@@ -2,9 +2,10 @@
 it (signature, expiry, serial: announcements.py), downloads the bundle from the trusted origin
 (downloads.py), unpacks and verifies every file, loads and warms it up beside the running model,
 and swaps between two frames. Any failure leaves the running model in place, with a log line, a
-count by reason and a status message that names only the reason. The last accepted bundle is
-remembered, so a restart runs it again. An announcement for some device groups (a canary) applies
-only to their devices; the others keep what they run."""
+count by reason and a status message that names only the reason; a download that may pass later (the
+server down or failing) is tried again with backoff, not only when the announcement comes again.
+The last accepted bundle is remembered, so a restart runs it again. An announcement for some device
+groups (a canary) applies only to their devices; the others keep what they run."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from edge.downloads import download
 log = logging.getLogger(__name__)
 
 CURRENT = "current.json"
+RETRY_MIN_S = 5.0
+RETRY_MAX_S = 300.0
 
 
 def remembered(state_dir: Path) -> Path | None:
@@ -72,7 +75,10 @@ class ModelUpdater(threading.Thread):
         gate: Gate,
         group: str | None = None,
         origin: str | None = None,
+        retry_s: tuple[float, float] = (RETRY_MIN_S, RETRY_MAX_S),
     ) -> None:
+        """A download that may pass later is tried again after `retry_s[0]` seconds, twice as long each
+        time up to `retry_s[1]`, until it passes or a newer announcement comes."""
         super().__init__(name="model-updates", daemon=True)
         self.dir = state_dir / "models"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +91,8 @@ class ModelUpdater(threading.Thread):
         self.gate = gate
         self.group = group
         self.origin = origin
-        self.counts = {"announcements": 0, "swapped": 0, "rejected": 0}
+        self.retry_s = retry_s
+        self.counts = {"announcements": 0, "swapped": 0, "rejected": 0, "retries": 0}
         self.rejected: Counter[str] = Counter()
         self._queue: queue.Queue[bytes | None] = queue.Queue()
 
@@ -100,18 +107,36 @@ class ModelUpdater(threading.Thread):
         return {**self.counts, **{f"rejected {reason}": n for reason, n in self.rejected.items()}}
 
     def run(self) -> None:
-        while (payload := self._queue.get()) is not None:
-            self.counts["announcements"] += 1
+        pending: bytes | None = None  # an announcement whose download may pass later: tried again after `delay`
+        delay = self.retry_s[0]
+        while True:
             try:
-                announced = self.gate.check(payload)
-                self._apply(announced)
-                self.gate.accept(announced)
-            except Exception as exc:  # whatever fails (checks, download, loading on this device): keep running
-                reason = exc.reason if isinstance(exc, Refused) else "load_failed"
-                self.counts["rejected"] += 1
-                self.rejected[reason] += 1
-                log.error("model update rejected (%s), the running model stays: %s", reason, exc)
-                self.report(f"rejected model update: {reason}")
+                payload = self._queue.get(timeout=delay if pending is not None else None)
+                delay = self.retry_s[0]  # a new announcement (or the same one again, on a reconnect) starts afresh
+            except queue.Empty:
+                payload, delay = pending, min(delay * 2, self.retry_s[1])
+                self.counts["retries"] += 1
+            if payload is None:
+                return
+            pending = payload if self._handle(payload) else None
+            if pending is not None:
+                log.warning("trying the model download again in %.0f s", delay)
+
+    def _handle(self, payload: bytes) -> bool:
+        """Act on one announcement; True when it failed in a way that may pass later."""
+        self.counts["announcements"] += 1
+        try:
+            announced = self.gate.check(payload)
+            self._apply(announced)
+            self.gate.accept(announced)
+        except Exception as exc:  # whatever fails (checks, download, loading on this device): keep running
+            reason = exc.reason if isinstance(exc, Refused) else "load_failed"
+            self.counts["rejected"] += 1
+            self.rejected[reason] += 1
+            log.error("model update rejected (%s), the running model stays: %s", reason, exc)
+            self.report(f"rejected model update: {reason}")
+            return isinstance(exc, Refused) and exc.retry
+        return False
 
     def _apply(self, announced: protocol.Announcement) -> None:
         running = self.current().bundle.meta

@@ -52,12 +52,10 @@ PY
 free_port() { .venv/bin/python -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])"; }
 port=$(free_port)
 http=${HTTP_PORT:-$(free_port)}
-pids=()
-stop_all() { kill "${pids[@]}" 2>/dev/null || true; wait "${pids[@]}" 2>/dev/null || true; }
+source scripts/processes.sh
 trap stop_all EXIT
 trap 'exit 130' INT TERM
-mosquitto -p "$port" >"$out/mosquitto.log" 2>&1 &
-pids+=($!)
+start mosquitto -p "$port" >"$out/mosquitto.log" 2>&1
 sleep 0.5
 
 # The cloud: its dataset (labels given in the dashboard join it), the service, the bundle registered and announced,
@@ -72,23 +70,21 @@ where=(--broker "mqtt://127.0.0.1:$port" --db "sqlite:///$cloud/edgeloop.db" --d
        --public-url "http://127.0.0.1:$http" --signing-key "$keys/registry.key")
 # The API's token, made for this run: the dashboard and every API call give it.
 token=${EDGELOOP_API_TOKEN:-$(.venv/bin/python -c "import secrets; print(secrets.token_hex(32))")}
-EDGELOOP_API_TOKEN=$token .venv/bin/python -m cloud serve "${where[@]}" --http-port "$http" --http-host 127.0.0.1 \
-  --no-train-new-models >"$out/cloud.log" 2>&1 &
-pids+=($!)
+EDGELOOP_API_TOKEN=$token start .venv/bin/python -m cloud serve "${where[@]}" --http-port "$http" --http-host 127.0.0.1 \
+  --no-train-new-models >"$out/cloud.log" 2>&1
 version=$(.venv/bin/python -c "import json; print(json.load(open('$out/flowers/model.json'))['version'])")
 if ! .venv/bin/python -m cloud models list flowers "${where[@]:2:4}" | grep -q "$version"; then
   .venv/bin/python -m cloud models add "$out/flowers" --promote "${where[@]}"
 fi
 
 # The device: a video of the held-out photos; unsure frames go to the cloud as samples to label.
-.venv/bin/python -m edge run --source "$out/held-out.avi" --model "$out/flowers" --broker "mqtt://127.0.0.1:$port" \
+start .venv/bin/python -m edge run --source "$out/held-out.avi" --model "$out/flowers" --broker "mqtt://127.0.0.1:$port" \
   --device-id demo-cam --state-dir "$out/state" --telemetry-interval-s 2 --loop --sample-threshold 0.6 \
-  --trusted-key "$keys/registry.pub" --model-origin "http://127.0.0.1:$http" >"$out/edge.log" 2>&1 &
-pids+=($!)
+  --trusted-key "$keys/registry.pub" --model-origin "http://127.0.0.1:$http" >"$out/edge.log" 2>&1
 echo
 echo "dashboard: http://127.0.0.1:$http/#token=$token"
 echo "  (the page keeps the token for its tab and drops it from the address; the API takes it as"
 echo "   curl -H 'Authorization: Bearer $token' http://127.0.0.1:$http/api/devices)"
-echo "logs in $out/*.log; Ctrl-C stops the broker, the service and the device"
+echo "logs in $out/*.log; Ctrl-C stops the device, the service and the broker (within 5 s)"
 echo "bundle: $out/flowers   TensorBoard: .venv/bin/tensorboard --logdir $out/tensorboard"
 if [ -n "${DURATION:-}" ]; then sleep "$DURATION"; else wait "${pids[@]}"; fi

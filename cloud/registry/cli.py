@@ -99,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
 
 def _rollout(cfg: CloudOptions, registry: Registry) -> Rollout:
     address, topics = cfg.broker_address(), protocol.Topics(cfg.prefix)
-    return Rollout(registry, address, topics, cfg.public_url, cfg.signer(), lifetime_s=cfg.announcement_lifetime_s)
+    return Rollout(registry, address, topics, cfg.download_url, cfg.signer(), lifetime_s=cfg.announcement_lifetime_s)
 
 
 def add_bundle(registry: Registry, args: argparse.Namespace, cfg: CloudOptions) -> int:

@@ -1,5 +1,6 @@
 """Video sources chosen by URI, as jetson-inference does: `v4l2:///dev/video0`, `/dev/video0` or an
-index, `csi://0`, `rtsp://…`, `http(s)://…` (MJPEG), a video file, or a folder of images."""
+index, `csi://0`, `rtsp://…`, `http(s)://…` (MJPEG), a video file, or a folder of images. Cameras
+take their settings in the query (edge/sources/params.py)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def create(uri: str) -> Source:
         if scheme == "file" and Path(uri.removeprefix("file://")).is_dir():
             return ImageFolderSource(uri)
         return SCHEMES[scheme](uri)
-    if uri.isdigit() or uri.startswith("/dev/video"):
+    if uri.partition("?")[0].isdigit() or uri.startswith("/dev/video"):
         return V4L2Source(uri)
     path = Path(uri)
     if path.is_dir():

@@ -54,11 +54,12 @@ class Capture:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop capturing; wait at most `timeout_s` for a source stuck in a read (the thread is a daemon)."""
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=timeout_s)
 
     def next(self, timeout_s: float = 1.0) -> Frame | None:
         """The oldest frame held, or None if none came within the timeout or the stream has ended."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.sources import gstreamer, params
 from edge.sources.base import EndOfStream, Source, SourceError
 
 log = logging.getLogger(__name__)
@@ -46,17 +47,53 @@ class OpenCVSource(Source):
 
 
 class V4L2Source(OpenCVSource):
-    """`/dev/video0`, `v4l2:///dev/video0` or a camera index."""
+    """`/dev/video0`, `v4l2:///dev/video0` or a camera index; `?width=1280&height=720&fps=30` asks the
+    camera for that size and rate (it may choose the nearest it has: the log says what it gives)."""
 
     api = cv2.CAP_V4L2
 
     def __init__(self, uri: str) -> None:
-        device = uri.removeprefix("v4l2://")
+        device, self.settings = params.split(uri, params.FRAME)
+        device = device.removeprefix("v4l2://")
         super().__init__(uri, int(device) if device.isdigit() else device)
+
+    def open(self) -> None:
+        super().open()
+        assert self._cap is not None
+        for key, value in self.settings.items():
+            self._cap.set(V4L2_PROPERTIES[key], value)
+        if self.settings:
+            given = {key: round(self._cap.get(V4L2_PROPERTIES[key])) for key in self.settings}
+            if given != self.settings:
+                log.warning("%s asked for %s, the camera gives %s", self, self.settings, given)
+
+
+V4L2_PROPERTIES = {"width": cv2.CAP_PROP_FRAME_WIDTH, "height": cv2.CAP_PROP_FRAME_HEIGHT, "fps": cv2.CAP_PROP_FPS}
 
 
 class RTSPSource(OpenCVSource):
+    """An RTSP stream through FFmpeg; on a Jetson, decoded by its hardware (nvv4l2decoder) first, and
+    through FFmpeg only when no hardware pipeline opens a stream that FFmpeg opens. The query is the
+    camera's own and passes through."""
+
     api = cv2.CAP_FFMPEG
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.hardware = gstreamer.on_jetson() and gstreamer.available()
+
+    def open(self) -> None:
+        if self.hardware:
+            for pipeline in gstreamer.rtsp_pipelines(self.uri):
+                cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+                if cap.isOpened():
+                    self._cap = cap
+                    return
+                cap.release()
+        super().open()
+        if self.hardware:
+            log.warning("%s: hardware decoding (nvv4l2decoder) did not open the stream; decoding with FFmpeg", self)
+            self.hardware = False
 
 
 class VideoFileSource(OpenCVSource):
@@ -72,28 +109,23 @@ class VideoFileSource(OpenCVSource):
         return EndOfStream(str(self))
 
 
-def csi_pipeline(sensor_id: int, width: int = 1280, height: int = 720, fps: int = 30) -> str:
-    """The GStreamer pipeline jetson-inference and NVIDIA's samples use for a CSI camera."""
-    return (
-        f"nvarguscamerasrc sensor-id={sensor_id} ! "
-        f"video/x-raw(memory:NVMM), width=(int){width}, height=(int){height}, framerate=(fraction){fps}/1 ! "
-        "nvvidconv ! video/x-raw, format=(string)BGRx ! videoconvert ! video/x-raw, format=(string)BGR ! "
-        "appsink drop=true max-buffers=1"
-    )
+CSI_SETTINGS: params.Ranges = {**params.FRAME, "flip": gstreamer.FLIPS}
 
 
 class CSISource(OpenCVSource):
-    """`csi://0`: the Jetson's MIPI CSI camera through nvarguscamerasrc (OpenCV built with GStreamer)."""
+    """`csi://0`: the Jetson's MIPI CSI camera through nvarguscamerasrc (OpenCV built with GStreamer);
+    `?width=1920&height=1080&fps=30&flip=2` sets the sensor mode and nvvidconv's flip-method."""
 
     api = cv2.CAP_GSTREAMER
 
     def __init__(self, uri: str) -> None:
-        sensor = uri.removeprefix("csi://") or "0"
+        sensor, settings = params.split(uri, CSI_SETTINGS)
+        sensor = sensor.removeprefix("csi://") or "0"
         if not sensor.isdigit():
             raise SourceError(f"CSI sensor must be a number: {uri}")
-        super().__init__(uri, csi_pipeline(int(sensor)))
+        super().__init__(uri, gstreamer.csi_pipeline(int(sensor), **settings))
 
     def open(self) -> None:
-        if "GStreamer:                   YES" not in cv2.getBuildInformation():
+        if not gstreamer.available():
             raise SourceError(f"{self}: this OpenCV has no GStreamer support (use the Jetson image's OpenCV)")
         super().open()

@@ -44,7 +44,7 @@ def test_samples_labelled_retrain_gate_announce_and_the_device_runs_the_new_vers
     (dataset / "retrain.yaml").write_text(yaml.safe_dump(dict(tiny_flags)))
     port = free_port()
     args = ["--broker", broker.url, "--db", f"sqlite:///{tmp_path / 'db.sqlite'}", "--data-dir", data,
-            "--http-port", port, "--http-host", "127.0.0.1", "--public-url", f"http://127.0.0.1:{port}",
+            "--http-port", port, "--http-host", "127.0.0.1",  # announcements point at this port by default
             "--trigger-interval-s", 1, "--retrain-after-labels", LABELS_NEEDED,
             "--gate-margin", GATE_MARGIN, "--signing-key", registry_keys()[0]]  # fmt: skip
     serve = subprocess.Popen([sys.executable, "-m", "cloud", "serve", *map(str, args)], cwd=ROOT)

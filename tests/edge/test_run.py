@@ -3,11 +3,19 @@ continuous across restarts, `offline` when stopped or killed."""
 
 import json
 import signal
+import sqlite3
+import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support.device import run_edge, seqs, start_edge, states
+from common import bundle
+from tests.support.device import edge_command, run_edge, seqs, start_edge, states
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
+from tests.support.updates import announce
 from tests.support.waiting import wait_for
 
 
@@ -217,3 +225,83 @@ def test_predictions_the_broker_refuses_stay_in_the_outbox(tiny_bundle, video, t
     assert edge.returncode == 0
     assert "the broker refused" in edge.stderr
     assert len(Outbox(tmp_path / "state" / "outbox-cam-1.sqlite")) == 10, "not authorised is not delivered"
+
+
+def _outbox_rows(state) -> int:
+    """The device's outbox rows; 0 before it has made its outbox."""
+    try:
+        with sqlite3.connect(f"file:{state / 'outbox-cam-1.sqlite'}?mode=ro", uri=True) as db:
+            return db.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _stopped_within(edge, limit_s: float) -> tuple[int, float]:
+    """SIGTERM `edge`; its exit status and how long it took, within `limit_s`."""
+    sent = time.monotonic()
+    edge.send_signal(signal.SIGTERM)
+    code = edge.wait(limit_s)
+    return code, time.monotonic() - sent
+
+
+def test_sigterm_while_starting_or_with_the_broker_unreachable_exits_and_keeps_the_outbox(
+    tiny_bundle, video, tmp_path
+) -> None:
+    unreachable = f"mqtt://127.0.0.1:{free_port()}"
+    starting = subprocess.Popen(edge_command(tiny_bundle, video, unreachable, tmp_path / "early", "--loop"), cwd=ROOT)
+    time.sleep(0.5)  # importing, loading the model
+    _, took = _stopped_within(starting, 10)
+    assert took < 10
+    state = tmp_path / "state"
+    edge = subprocess.Popen(
+        edge_command(tiny_bundle, video, unreachable, state, "--loop"), cwd=ROOT, stderr=subprocess.PIPE
+    )
+    try:
+        wait_for(lambda: _outbox_rows(state) >= 20, 60, "predictions in the outbox")
+        code, took = _stopped_within(edge, 10)
+    finally:
+        edge.kill()
+    assert code == 0
+    assert took < 10, f"{took:.1f} s to stop with the broker unreachable"
+    assert _outbox_rows(state) >= 20, "what could not be sent stays in the outbox"
+    assert b"stay in the outbox for the next start" in edge.stderr.read()
+
+
+class _HangingBundle(BaseHTTPRequestHandler):
+    """A model origin that sends half a bundle and hangs: a device caught mid-download."""
+
+    asked = threading.Event()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        self.wfile.write(b"x" * 1000)
+        self.wfile.flush()
+        _HangingBundle.asked.set()
+        time.sleep(30)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_sigterm_while_running_and_downloading_a_model_exits_promptly(
+    tiny_bundle, video, broker, recorder, tmp_path
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _HangingBundle)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", "--loop")
+    try:
+        wait_for(lambda: len(seqs(recorder)) >= 20, 60, "predictions")
+        name = bundle.load(tiny_bundle).meta.name
+        announce(broker, name, "2", f"http://127.0.0.1:{server.server_address[1]}/v2.tar.gz", "0" * 64)
+        assert _HangingBundle.asked.wait(30), "the device never started the download"
+        code, took = _stopped_within(edge, 10)
+    finally:
+        edge.kill()
+        server.shutdown()
+    assert code == 0
+    assert took < 10, f"{took:.1f} s to stop while downloading"
+    wait_for(lambda: states(recorder)[-1:] == ["offline"], 10, "the offline status")
+    assert _outbox_rows(tmp_path / "state") == 0, "a connected device flushes before it exits"

@@ -5,6 +5,7 @@ import hashlib
 import json
 import signal
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,6 +16,7 @@ from common import bundle, signing
 from edge.announcements import Gate
 from edge.classifier import Classifier
 from edge.updates import ModelUpdater
+from tests.support.bundle_server import BundleServer
 from tests.support.device import seqs, start_edge, states, versions
 from tests.support.keys import registry_keys
 from tests.support.ports import free_port
@@ -104,3 +106,34 @@ def test_a_canary_announcement_applies_only_to_its_groups(tiny_bundle, bundle_se
     versions_run = [c.bundle.meta.version for c in swapped]
     assert versions_run == (["2", "2"] if group else ["2"])  # the fleet-wide one applies to every device
     assert updater.counts["rejected"] == 0
+
+
+def test_a_failed_download_is_tried_again_with_backoff_and_a_missing_one_is_not(tiny_bundle, tmp_path) -> None:
+    server = BundleServer()
+    server.failures = 2
+    running = Classifier(bundle.load(tiny_bundle), "tflite")
+    name = running.bundle.meta.name
+    url, sha = server.add(
+        "/v2.tar.gz", bundle.pack(version_of(tiny_bundle, tmp_path, "2"), tmp_path / "2.tgz").read_bytes()
+    )
+    swapped, reports = [], []
+    gate = Gate(tmp_path / "state", signing.Verifier(registry_keys()[1]))
+    updater = ModelUpdater(tmp_path / "state", "tflite", lambda: running, swapped.append, reports.append, gate,
+                           retry_s=(0.1, 0.2))  # fmt: skip
+    updater.start()
+    try:
+        updater.on_announcement(announcement(name, "2", url, sha).encode())
+        wait_for(lambda: swapped, 30, "version 2 once the server answers")
+        assert server.requests == ["/v2.tar.gz"] * 3, "tried again until it passed, without a new announcement"
+        assert reports == ["rejected model update: download failed: http 503"] * 2 + [None]
+        assert updater.counts["retries"] == 2
+
+        updater.on_announcement(announcement(name, "3", f"{server.url}/gone.tar.gz", sha).encode())
+        wait_for(lambda: len(reports) == 4, 30, "the missing bundle refused")
+        time.sleep(0.5)  # longer than the longest backoff: a retry would have come
+        assert server.requests[3:] == ["/gone.tar.gz"], "a missing bundle is not asked for again"
+        assert reports[3] == "rejected model update: download failed: http 404"
+    finally:
+        updater.stop()
+        updater.join(5)
+        server.shutdown()

@@ -1,6 +1,6 @@
 """An HTTP server for bundle archives, as a model origin the device trusts (or one it must not): it
-serves what it was given by path, answers 302 where told, 404 with MARKER otherwise, and records each
-request."""
+serves what it was given by path, answers 302 where told, 404 with MARKER otherwise, 503 to the first
+`failures` requests, and records each request."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         server: BundleServer = self.server  # type: ignore[assignment]
         server.requests.append(self.path)
+        if server.failures > 0:
+            server.failures -= 1
+            self.send_error(503)
+            return
         if self.path in server.redirects:
             self.send_response(302)
             self.send_header("Location", server.redirects[self.path])
@@ -39,6 +43,7 @@ class BundleServer(ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.redirects: dict[str, str] = {}
         self.requests: list[str] = []
+        self.failures = 0  # answer 503 to this many requests first, as a registry that is restarting
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
