@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
 else:
     SubParsers = argparse._SubParsersAction
+
+log = logging.getLogger(__name__)
 
 LOGGING_DESTS = ("verbose", "log_level", "log_format")
 LOG_DEFAULTS = ("INFO", "text")
@@ -134,12 +137,16 @@ def main(
         _add_environment(each, os.environ)
     args = parser.parse_args(argv)
     try:
-        logs.setup(*_logging(args, os.environ))
+        level, fmt = _logging(args, os.environ)
     except ValueError as exc:
         parser.error(str(exc))
+    logs.setup(level, fmt)
     try:
         status: int = args.func(args)
         return status
     except user_errors as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if fmt == "json":  # every line of the log stays one JSON object
+            log.error("%s", exc)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
         return 2

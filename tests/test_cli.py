@@ -96,8 +96,11 @@ def test_options_come_from_flag_then_environment_then_yaml(tmp_path: Path, monke
 def test_the_environment_sets_plain_flags_too(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("EDGELOOP_JSON", "true")
     monkeypatch.setenv("EDGELOOP_CONFIG", str(tmp_path / "missing.yaml"))
+    monkeypatch.setenv("EDGELOOP_LOG_FORMAT", "json")
     assert cloud_main(_models_list(tmp_path)) == 2, "EDGELOOP_CONFIG names the YAML file"
-    assert "missing.yaml" in capsys.readouterr().err
+    error = json.loads(capsys.readouterr().err.splitlines()[-1])
+    assert error["level"] == "ERROR", "a user error is a JSON line too"
+    assert "missing.yaml" in error["message"]
     monkeypatch.delenv("EDGELOOP_CONFIG")
     monkeypatch.setenv("EDGELOOP_JSON", "maybe")
     with pytest.raises(SystemExit) as exit_:
