@@ -18,13 +18,16 @@ FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SECRET_ENV = re.compile(r"PASSWORD|TOKEN|SECRET")
 MASK = "***"
+SECRET_MIN_CHARS = 6  # a shorter value would mask ordinary words of the log
 
 _handler: logging.Handler | None = None
 
 
 def _secrets() -> list[str]:
     """Values of the environment's secrets (EDGELOOP_MQTT_PASSWORD, EDGELOOP_API_TOKEN, PGPASSWORD…)."""
-    return sorted((v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= 4), key=len, reverse=True)
+    return sorted(
+        (v for k, v in os.environ.items() if SECRET_ENV.search(k) and len(v) >= SECRET_MIN_CHARS), key=len, reverse=True
+    )
 
 
 def scrub(text: str, secrets: list[str]) -> str:

@@ -163,7 +163,7 @@ def test_version_and_console_scripts(capsys: pytest.CaptureFixture[str]) -> None
     [
         (cloud_main, ["retrain", "--image_dir", "x", "--output_graph", "g.pb"], "did you mean --output-dir?"),
         (cloud_main, ["retrain", "--tfhub_module", "https://tfhub.dev/x"], "did you mean --architecture?"),
-        (cloud_main, ["retrain", "--saved_model_dir", "out"], "did you mean --output-dir?"),
+        (cloud_main, ["sweep", "--saved_model_dir", "out"], "did you mean --output-dir?"),
         (edge_main, ["classify", "--graph", "g.pb", "--image", "a.jpg"], "did you mean --model?"),
         (edge_main, ["classify", "--model", "b", "--labels", "l.txt", "a.jpg"], "did you mean --model?"),
         (edge_main, ["classify", "--model", "b", "--input_mean=127", "a.jpg"], "model.json gives it"),
