@@ -119,9 +119,14 @@ def from_env(model: type[BaseModel], environ: Mapping[str, str] | None = None) -
         value = environ.get(env_name(name))
         if not value:
             continue
-        if _repeatable(field):
-            parsed = yaml.safe_load(value) if value.lstrip().startswith("[") else None
+        if _repeatable(field) and value.lstrip().startswith("["):
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{env_name(name)} is not a YAML list: {exc}") from exc
             layer[name] = [str(item) for item in parsed] if isinstance(parsed, list) else [value]
+        elif _repeatable(field):
+            layer[name] = [value]
         else:
             layer[name] = value
     return layer

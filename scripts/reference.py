@@ -93,13 +93,14 @@ def render() -> str:
     for model in PAYLOADS:
         doc = inspect.cleandoc(model.__doc__ or "")
         out += [f"### {model.__name__}", "", *([doc, ""] if doc else []), *fields(model, flags=False), ""]
-    out += ["## Command options", "", "Every option is a flag (dashed or underscored), an environment variable"]
-    out += ["`EDGELOOP_<OPTION>` (`--http-port`: `EDGELOOP_HTTP_PORT`; a repeatable one takes a YAML list, e.g."]
-    out += ["`EDGELOOP_SOURCE='[front=csi://0, back=csi://1]'`) and a key of the YAML file given with `--config`"]
-    out += ["(or `EDGELOOP_CONFIG`): a flag wins over the variable, the variable over the file, the file over the"]
-    out += ["default; unknown keys are errors. Every command also takes, before or after its name, `--log-level`"]
-    out += ["(DEBUG, INFO, WARNING, ERROR; `-v` is DEBUG), `--log-format json` (one object per line: `ts`, `level`,"]
-    out += ["`logger`, `message`, `exc`) and `--version`.", ""]
+    out += ["## Command options", ""]
+    out += ["Every option is a flag (dashed or underscored), an environment variable `EDGELOOP_<OPTION>`"]
+    out += ["(`--http-port`: `EDGELOOP_HTTP_PORT`; a repeatable one takes a YAML list, e.g."]
+    out += ["`EDGELOOP_SOURCE='[front=csi://0, back=csi://1]'`) and a key of the YAML file given with"]
+    out += ["`--config` (or `EDGELOOP_CONFIG`): a flag wins over the variable, the variable over the file,"]
+    out += ["the file over the default; unknown keys are errors. Every command also takes, before or after"]
+    out += ["its name, `--log-level` (DEBUG, INFO, WARNING, ERROR; `-v` is DEBUG), `--log-format json` (one"]
+    out += ["object per line: `ts`, `level`, `logger`, `message`, `exc`) and `--version`.", ""]
     for command, model in COMMANDS:
         out += [f"### `{command}`", "", *fields(model, flags=True), ""]
     return "\n".join(out)

@@ -20,9 +20,11 @@ import tomllib
 from cloud.cli import main as cloud_main
 from cloud.options import ServeConfig
 from common import __version__
+from common.errors import ConfigError
 from common.logs import JsonFormatter
 from common.options import add_config_flags, from_args
 from edge.cli import main as edge_main
+from edge.config import EdgeConfig
 from tests.support.paths import ROOT
 
 
@@ -91,6 +93,20 @@ def test_options_come_from_flag_then_environment_then_yaml(tmp_path: Path, monke
     assert (cfg.prefix, cfg.broker) == ("from-env", "mqtt://env-broker:1884"), "the environment over YAML"
     assert cfg.group == "from-yaml"
     assert cfg.retain_days == ServeConfig.model_fields["retain_days"].default
+
+
+def test_a_repeatable_option_takes_a_yaml_list_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGELOOP_SOURCE", "[front=csi://0, back=rtsp://cam/1]")
+    monkeypatch.setenv("EDGELOOP_MODEL", "bundle")
+    monkeypatch.setenv("EDGELOOP_DEVICE_ID", "cam-7")
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser, EdgeConfig)
+    cfg = from_args(EdgeConfig, parser.parse_args([]))
+    assert cfg.cameras == [("front", "csi://0"), ("back", "rtsp://cam/1")]
+    assert from_args(EdgeConfig, parser.parse_args(["--source", "0"])).cameras == [("0", "0")], "a flag replaces it"
+    monkeypatch.setenv("EDGELOOP_SOURCE", "[front=csi://0")
+    with pytest.raises(ConfigError, match="EDGELOOP_SOURCE is not a YAML list"):
+        from_args(EdgeConfig, parser.parse_args([]))
 
 
 def test_the_environment_sets_plain_flags_too(tmp_path: Path, monkeypatch, capsys) -> None:
