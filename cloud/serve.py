@@ -31,7 +31,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         service.start()
         log.info("serving http://%s:%d/", cfg.http_host, cfg.http_port)
-        uvicorn.run(service.app, host=cfg.http_host, port=cfg.http_port, log_level="warning")
+        # log_config=None: uvicorn's own lines go through our handler, in --log-format too
+        uvicorn.run(service.app, host=cfg.http_host, port=cfg.http_port, log_level="warning", log_config=None)
     finally:
         service.stop()
     return 0

@@ -3,4 +3,6 @@ the options machinery, the model bundle's format, images, signing. It imports ne
 
 import logging
 
+__version__ = "0.1.0"  # pyproject.toml reads it from here
+
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -9,11 +9,21 @@ import sys
 from pathlib import Path
 
 from common import bundle, images
-from common.command import SubParsers
+from common.command import SubParsers, hint
 from edge import backends
 from edge.classifier import Classifier
 
 log = logging.getLogger(__name__)
+
+# label_image's flags: the bundle holds the graph, the labels and the preprocessing they described
+FROM_BUNDLE = "the bundle's model.json gives it: no flag"
+LABEL_IMAGE_FLAGS = {
+    "--graph": "did you mean --model? (the bundle directory: model, labels and preprocessing)",
+    "--labels": "did you mean --model? (the bundle directory holds labels.txt)",
+    "--image": "give images or folders as arguments: python -m edge classify --model BUNDLE IMAGE...",
+    **{f"--{name}": FROM_BUNDLE for name in ("input_height", "input_width", "input_mean", "input_std")},
+    **{f"--{name}": FROM_BUNDLE for name in ("input_layer", "output_layer")},
+}
 
 
 def add_parser(subparsers: SubParsers) -> None:
@@ -23,6 +33,7 @@ def add_parser(subparsers: SubParsers) -> None:
     p.add_argument("--top-k", "--top_k", type=_positive, default=5, dest="top_k", help="labels per image (default: 5)")
     p.add_argument("--json", action="store_true", help="one JSON object per image per line")
     p.add_argument("paths", nargs="+", type=Path, metavar="IMAGE_OR_DIR")
+    hint(p, LABEL_IMAGE_FLAGS)
     p.set_defaults(func=main)
 
 

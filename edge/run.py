@@ -92,12 +92,16 @@ class Device:
 
     def __init__(self, cfg: EdgeConfig) -> None:
         self.cfg = cfg
-        verifier = trust(cfg)  # a missing key is a usage error: said before the model loads
+        # usage errors (a missing key, a bad broker URL, a source no scheme handles) are said before the
+        # model loads: a first TensorRT build takes minutes
+        verifier = trust(cfg)
+        address = url.parse(cfg.broker, cfg.ca_file, cfg.cert_file)
+        sources = [(name, create_source(uri)) for name, uri in cfg.cameras]
         self.classifier = _startup_classifier(cfg)
         outbox = Outbox(cfg.state_dir / f"outbox-{cfg.device_id}.sqlite", cfg.outbox_max_messages, cfg.outbox_max_age_s)
         topics = protocol.Topics(cfg.prefix)
         self.publisher = Publisher(
-            url.parse(cfg.broker, cfg.ca_file, cfg.cert_file),
+            address,
             cfg.device_id,
             topics,
             outbox,
@@ -108,8 +112,7 @@ class Device:
         self.collector = Collector(cfg.camera_wait_ms / 1000, self.classifier.size)
         several = len(cfg.cameras) > 1
         self.cameras = [
-            Camera(name, self.collector.add(create_source(uri), cfg.loop, name), cfg, on_wire=several)
-            for name, uri in cfg.cameras
+            Camera(name, self.collector.add(source, cfg.loop, name), cfg, on_wire=several) for name, source in sources
         ]
         self.pipeline = Pipeline(cfg, self.classifier, self.cameras, self.collector, self.publisher)
         gate = Gate(cfg.state_dir, verifier, cfg.allow_unsigned_models)

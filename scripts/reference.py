@@ -22,6 +22,7 @@ from cloud.options import ServeConfig  # noqa: E402
 from cloud.retrain.config import RetrainConfig  # noqa: E402
 from cloud.sweep.config import SweepConfig  # noqa: E402
 from common import protocol  # noqa: E402
+from common.options import shown_default  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
 
 OUTPUT = ROOT / "docs" / "reference.md"
@@ -65,7 +66,7 @@ def fields(model: type[BaseModel], flags: bool) -> list[str]:
     for name, field in model.model_fields.items():
         key = f"`--{name.replace('_', '-')}`" if flags else f"`{field.alias or name}`"
         if flags:
-            third = "required" if field.is_required() else f"`{_cell(field.get_default(call_default_factory=True))}`"
+            third = "required" if field.is_required() else f"`{_cell(shown_default(field))}`"
         else:
             third = "yes" if field.is_required() else "no"
         lines.append(f"| {key} | {_type(field.annotation)} | {third} | {_cell(field.description or '')} |")
@@ -96,8 +97,14 @@ def render() -> str:
     for model in PAYLOADS:
         doc = inspect.cleandoc(model.__doc__ or "")
         out += [f"### {model.__name__}", "", *([doc, ""] if doc else []), *fields(model, flags=False), ""]
-    out += ["## Command options", "", "Every option is a flag (dashed or underscored) and a key of the YAML file"]
-    out += ["given with `--config`; flags win over the file, unknown keys are errors.", ""]
+    out += ["## Command options", ""]
+    out += ["Every option is a flag (dashed or underscored), an environment variable `EDGELOOP_<OPTION>`"]
+    out += ["(`--http-port`: `EDGELOOP_HTTP_PORT`; a repeatable one takes a YAML list, e.g."]
+    out += ["`EDGELOOP_SOURCE='[front=csi://0, back=csi://1]'`) and a key of the YAML file given with"]
+    out += ["`--config` (or `EDGELOOP_CONFIG`): a flag wins over the variable, the variable over the file,"]
+    out += ["the file over the default; unknown keys are errors. Every command also takes, before or after"]
+    out += ["its name, `--log-level` (DEBUG, INFO, WARNING, ERROR; `-v` is DEBUG), `--log-format json` (one"]
+    out += ["object per line: `ts`, `level`, `logger`, `message`, `exc`) and `--version`.", ""]
     for command, model in COMMANDS:
         out += [f"### `{command}`", "", *fields(model, flags=True), ""]
     return "\n".join(out)

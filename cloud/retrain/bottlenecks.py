@@ -17,8 +17,8 @@ from typing import cast
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
+from cloud.retrain.progress import Progress
 from common import images
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def compute(
     computed = cached = 0
     with (
         ThreadPoolExecutor(workers) as pool,
-        tqdm(total=len(paths), desc="bottlenecks", unit="img", leave=False, disable=None) as bar,
+        Progress(len(paths), "bottlenecks", "image") as bar,
     ):
         for chunk in _prefetched(pool, lambda p: _load(p, cache, size, keep_pixels), paths, batch_size):
             good = []

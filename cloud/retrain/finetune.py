@@ -9,7 +9,8 @@ from collections.abc import Callable
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
+
+from cloud.retrain.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,11 @@ def fine_tune(
 
     rng = np.random.default_rng(seed)
     loss = float("nan")
-    with tqdm(range(steps), desc="fine-tuning", unit="step", leave=False, disable=None) as bar:
-        for _ in bar:
+    with Progress(steps, "fine-tuning", "step") as bar:
+        for _ in range(steps):
             idx = rng.integers(0, len(pixels), batch_size)
             loss = float(step(tf.constant(pixels[idx]), tf.constant(labels[idx], tf.int32)))
-            bar.set_postfix(loss=round(loss, 4))
+            bar.set_postfix(loss=loss)
+            bar.update()
     log.info("fine-tuned %d steps, last loss %.4f", steps, loss)
     return loss

@@ -11,7 +11,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
+
+from cloud.retrain.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -97,19 +98,19 @@ def train_head(
     rng = np.random.default_rng(seed)
     val_x, val_y = tf.constant(validation[0], tf.float32), tf.constant(validation[1], tf.int32)
     last: dict[str, float] = {}
-    with tqdm(range(steps), desc="training", unit="step", leave=False, disable=None) as bar:
-        for i in bar:
+    with Progress(steps, "training", "step") as bar:
+        for i in range(steps):
             x, y = next_batch(rng)
             loss, accuracy = step(tf.constant(x, tf.float32), tf.constant(y, tf.int32))
-            if (i + 1) % eval_interval and i + 1 != steps:
-                continue
-            last = {"train_accuracy": float(accuracy), "cross_entropy": float(loss)}
-            summaries.scalars("train", i + 1, accuracy=last["train_accuracy"], cross_entropy=last["cross_entropy"])
-            if len(val_y):
-                val_loss, val_accuracy = evaluate(val_x, val_y)
-                last["validation_accuracy"] = float(val_accuracy)
-                summaries.scalars("validation", i + 1, accuracy=float(val_accuracy), cross_entropy=float(val_loss))
-            bar.set_postfix({k: round(v, 3) for k, v in last.items()})
-            log.debug("step %d: %s", i + 1, last)
+            if (i + 1) % eval_interval == 0 or i + 1 == steps:
+                last = {"train_accuracy": float(accuracy), "cross_entropy": float(loss)}
+                summaries.scalars("train", i + 1, accuracy=last["train_accuracy"], cross_entropy=last["cross_entropy"])
+                if len(val_y):
+                    val_loss, val_accuracy = evaluate(val_x, val_y)
+                    last["validation_accuracy"] = float(val_accuracy)
+                    summaries.scalars("validation", i + 1, accuracy=float(val_accuracy), cross_entropy=float(val_loss))
+                bar.set_postfix(**last)
+                log.debug("step %d: %s", i + 1, last)
+            bar.update()
     log.info("step %d: %s", steps, ", ".join(f"{k} {v:.3f}" for k, v in last.items()))
     return last

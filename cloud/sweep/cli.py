@@ -6,8 +6,9 @@ import argparse
 import json
 import logging
 
+from cloud.retrain.cli import RETRAIN_PY_FLAGS
 from cloud.sweep.config import SweepConfig
-from common.command import SubParsers
+from common.command import SubParsers, hint
 from common.options import add_config_flags, from_args
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ def add_parser(subparsers: SubParsers) -> None:
     )
     add_config_flags(p, SweepConfig)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object instead of the table")
+    hint(p, RETRAIN_PY_FLAGS)
     p.set_defaults(func=main)
 
 

@@ -17,10 +17,12 @@ from pathlib import Path
 import yaml
 
 import cloud
+from cloud.retrain.config import RetrainConfig
 from cloud.retrain.errors import RetrainError
 from cloud.sweep.grid import Run, waves
 from common import bundle
 from common.errors import ConfigError
+from common.options import without_option_env
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,8 @@ def _worker_error(result: subprocess.CompletedProcess[str]) -> str:
 
 def _in_worker(run: Run, config: Path) -> Outcome:
     """`python -m cloud retrain --config runs/<name>.yaml` in its own process; `cpu` hides the GPUs from it."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = without_option_env(RetrainConfig, os.environ)  # the run's YAML says all: EDGELOOP_<OPTION> would win over it
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SOURCE_ROOT), os.environ.get("PYTHONPATH")]))
     if run.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = "-1"
     env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # workers sharing a GPU: none takes all its memory

@@ -1,6 +1,6 @@
 """A paho-mqtt 2.x client set up the way every edgeloop component wants it: MQTT v5, TLS (with the
 address's CA and client certificate) and credentials from the broker's address, automatic reconnect
-with backoff."""
+with backoff, and a failure to reach the broker logged with its reason (common.mqtt.failures)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from common.mqtt.failures import ConnectionLog
 from common.mqtt.url import BrokerAddress
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ def make_client(
             ca_certs=str(ca) if ca else None, certfile=str(cert) if cert else None, cert_reqs=ssl.CERT_REQUIRED
         )
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
+    failures = ConnectionLog(client_id, address)
+    client.on_pre_connect = failures.on_pre_connect
+    client.on_connect_fail = failures.on_connect_fail
     client.suppress_exceptions = True  # a bug in one callback must not end the network thread
     return client
 

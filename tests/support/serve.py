@@ -9,12 +9,13 @@ from tests.support.keys import registry_keys
 from tests.support.paths import ROOT
 
 
-def start_serve(broker, db: str, data: Path, port: int, *extra: object) -> subprocess.Popen:
-    """The service signs its announcements with the tests' registry key, which the tests' devices trust."""
+def start_serve(broker, db: str, data: Path, port: int, *extra: object, **popen: object) -> subprocess.Popen:
+    """The service signs its announcements with the tests' registry key, which the tests' devices trust;
+    `popen`: subprocess.Popen's own arguments (stderr=subprocess.PIPE, text=True to read its log)."""
     args = ["--broker", broker.url, "--db", db, "--data-dir", data, "--http-port", port, "--http-host", "127.0.0.1"]
     args += ["--signing-key", registry_keys()[0]]
     args += [*extra]
-    return subprocess.Popen([sys.executable, "-m", "cloud", "serve", *map(str, args)], cwd=ROOT)
+    return subprocess.Popen([sys.executable, "-m", "cloud", "serve", *map(str, args)], cwd=ROOT, **popen)
 
 
 def metric(port: int, name: str) -> int:
