@@ -151,13 +151,15 @@ def test_gate_rollout_canary_and_rollback(registry, broker, tiny_bundle, tiny_im
     assert rollout.canary_ready("colours")
     rollout.widen("colours")
     rollout.rollback("colours")
-    wait_for(lambda: len(recorder.on("/colours")) >= 4, 10, "four announcements")
-    seen = [protocol.Announcement.decode(m.payload) for m in recorder.on("/colours")]
+    wait_for(lambda: len({m.payload for m in recorder.on("/colours")}) >= 4, 10, "four announcements")
+    # A retained announcement comes again if the recorder reconnects (a loaded machine): once per serial.
+    by_serial = {a.serial: a for a in (protocol.Announcement.decode(m.payload) for m in recorder.on("/colours"))}
+    seen = [by_serial[serial] for serial in sorted(by_serial)]
     assert [(a.version, a.groups) for a in seen] == [
         (first.version, None), ("good", ["canary"]), ("good", None), (first.version, None)
     ]  # fmt: skip
     assert "bad" not in {a.version for a in seen}
-    assert [a.serial for a in seen] == sorted({a.serial for a in seen}), "each announcement a serial above the last"
+    assert len(seen) == 4, "each announcement a serial of its own"
     assert Refresher(registry, rollout).refresh(), "what serve does on start and before the announcement expires"
     wait_for(lambda: len(recorder.on("/colours")) >= 5, 10, "the promoted version announced again")
     again = protocol.Announcement.decode(recorder.on("/colours")[-1].payload)

@@ -1,10 +1,11 @@
 """The fault report, test-artifacts/faults.md: one table that every fault test adds its Row to, the
 cloud's faults (tests/faults/) and the device's (tests/edge/faults/) alike. A plugin that
-tests/conftest.py loads, so the table is written once per session whichever of them ran."""
+tests/conftest.py loads, so the table is written once per session whichever of them ran, and by the controller
+when pytest-xdist runs the tests in workers (each worker hands its rows over as it finishes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import pytest
 
@@ -75,6 +76,18 @@ def table(rows: list[Row]) -> list[str]:
         cells = [r.fault, r.sent, r.stored, r.lost, r.duplicated, _cell(r.dropped), _cell(r.absorbed), recovery]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return lines
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller writes the table
+        workeroutput["fault_rows"] = [asdict(r) for r in session.config.stash.get(_ROWS, [])]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    rows = getattr(node, "workeroutput", {}).get("fault_rows", [])
+    node.config.stash.setdefault(_ROWS, []).extend(Row(**r) for r in rows)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
