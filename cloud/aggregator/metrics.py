@@ -52,7 +52,7 @@ class Metrics(Collector):
             "device",
         )
         self._confidence = Histogram(
-            "edgeloop_device_confidence", "top-1 score of each prediction stored", CONFIDENCE_BUCKETS, "device"
+            "edgeloop_device_confidence", "top-1 score of each prediction received", CONFIDENCE_BUCKETS, "device"
         )
 
     def add(self, **counts: int) -> None:
@@ -64,8 +64,8 @@ class Metrics(Collector):
             self.rejected[reason] += 1
 
     def observe(self, predictions: Sequence[tuple[str, float, float, float, float, float]]) -> None:
-        """A committed batch's predictions: (device, capture time, top-1 score, inference ms,
-        capture-to-publish ms, arrival time) each."""
+        """A committed batch's predictions, a redelivered one too (its lag is as real): (device, capture time,
+        top-1 score, inference ms, capture-to-publish ms, arrival time) each."""
         if not predictions:
             return
         devices, ts, score, infer_ms, total_ms, received = zip(*predictions, strict=True)
