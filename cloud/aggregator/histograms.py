@@ -5,7 +5,6 @@ buckets at once with numpy, under the one lock the caller holds."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +22,11 @@ class Histogram:
         self.label = label
         self._les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
         self._series: dict[str, tuple[np.ndarray, list[float]]] = {}  # label value -> (counts by bucket, [sum])
+        if label is None:  # one series, there from the start (at 0), as a labelled one is from its first value
+            self._series[""] = self._empty()
+
+    def _empty(self) -> tuple[np.ndarray, list[float]]:
+        return np.zeros(len(self.bounds) + 1, dtype=np.int64), [0.0]
 
     def observe(self, values: np.ndarray, groups: np.ndarray, labels: Sequence[str]) -> None:
         """`values[i]` under `labels[groups[i]]`."""
@@ -33,7 +37,7 @@ class Histogram:
         for i, label in enumerate(labels):
             series = self._series.get(label)
             if series is None:
-                series = self._series[label] = (np.zeros(size, dtype=np.int64), [0.0])
+                series = self._series[label] = self._empty()
             np.add(series[0], counts[i], out=series[0])
             series[1][0] += float(sums[i])
 
@@ -41,5 +45,5 @@ class Histogram:
         family = HistogramMetricFamily(self.name, self.documentation, labels=[self.label] if self.label else None)
         for value, (counts, total) in sorted(self._series.items()):
             buckets = list(zip(self._les, np.cumsum(counts).tolist(), strict=True))
-            family.add_metric([value] if self.label else [], buckets, total[0] if math.isfinite(total[0]) else 0.0)
+            family.add_metric([value] if self.label else [], buckets, total[0])
         return family
