@@ -119,18 +119,19 @@ def monitored(tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     video = write_video(folder / "colours.avi", frames=30)
     edge = start_edge(tiny_bundle, video, broker, folder / "state", "--loop", "--health-port", device,
                       "--health-host", "127.0.0.1")  # fmt: skip
-    prometheus = None
-    try:
+    command = ["prometheus", f"--config.file={prometheus_config(folder, cloud, device)}",
+               f"--storage.tsdb.path={folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
+    log = (folder / "prometheus.log").open("w")
+    prometheus = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    try:  # Prometheus scrapes from the start: the service and the device answer once they are up
         wait_for(lambda: metric(cloud, "stored") > 0, 60, "the device's predictions stored", interval_s=0.2)
         feed(broker, db_url, cloud)
-        command = ["prometheus", f"--config.file={prometheus_config(folder, cloud, device)}",
-                   f"--storage.tsdb.path={folder / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
-        prometheus = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=(folder / "prometheus.log").open("w"))
         wait_for(lambda: ready(port), 20, "Prometheus ready", interval_s=0.2)
         yield Monitored(cloud, device, port)
     finally:
         terminate(prometheus, edge, serve)
         broker.stop()
+        log.close()
 
 
 def dashboard_queries() -> list[tuple[str, str]]:
@@ -165,7 +166,7 @@ def test_prometheus_scrapes_both_and_every_dashboard_query_returns_data(monitore
         def answered(expr: str = expr) -> bool:
             return bool(get(monitored.prometheus, "/api/v1/query", query=expr)["data"]["result"])
 
-        wait_for(answered, 15, f"data for the panel {title!r}: {expr}", interval_s=0.25)
+        wait_for(answered, 15, f"data for the panel {title!r}: {expr}", interval_s=0.1)
     rules = get(monitored.prometheus, "/api/v1/rules")["data"]["groups"]
     assert {g["name"] for g in rules} == {"edgeloop-fleet", "edgeloop-cloud"}
     assert all(rule["health"] == "ok" for g in rules for rule in g["rules"]), "every rule evaluates"
