@@ -1,10 +1,12 @@
 """Histograms the ingest keeps per device, exposed through prometheus_client's metric families. The
 writer observes every stored prediction, up to 100,000 a second: a prometheus_client Histogram costs
-about 2 µs an observation (its lock, its label lookup); here a committed batch is counted into its
-buckets at once with numpy, under the one lock the caller holds."""
+about 1.5 µs an observation (its lock, its label lookup); here a committed batch is counted into its
+buckets at once with numpy (about 0.5 µs a prediction for all four histograms), under the one lock the
+caller holds."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,6 +29,12 @@ class Histogram:
 
     def _empty(self) -> tuple[np.ndarray, list[float]]:
         return np.zeros(len(self.bounds) + 1, dtype=np.int64), [0.0]
+
+    def copy(self) -> Histogram:
+        """For a scrape: the owner holds its lock for the copy (µs a series), not for `family` (~0.1 ms)."""
+        copied = copy.copy(self)
+        copied._series = {label: (counts.copy(), list(total)) for label, (counts, total) in self._series.items()}
+        return copied
 
     def observe(self, values: np.ndarray, groups: np.ndarray, labels: Sequence[str]) -> None:
         """`values[i]` under `labels[groups[i]]`."""

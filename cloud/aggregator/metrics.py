@@ -80,12 +80,15 @@ class Metrics(Collector):
             self._confidence.observe(np.array(score), groups, names)
 
     def collect(self) -> Iterator[Metric]:
+        """From a copy taken under the lock: the writer waits for the copy, not for the rendering."""
         with self._lock:
-            for name, documentation in COUNTERS.items():
-                yield CounterMetricFamily(f"edgeloop_{name}", documentation, self.counts[name])
-            rejected = CounterMetricFamily("edgeloop_rejected", "messages rejected, by reason", labels=["reason"])
-            for reason, count in sorted(self.rejected.items()):
-                rejected.add_metric([reason], count)
-            yield rejected
-            for histogram in (self._lag, self._infer, self._total, self._confidence):
-                yield histogram.family()
+            counts, rejections = dict(self.counts), sorted(self.rejected.items())
+            histograms = [h.copy() for h in (self._lag, self._infer, self._total, self._confidence)]
+        for name, documentation in COUNTERS.items():
+            yield CounterMetricFamily(f"edgeloop_{name}", documentation, counts.get(name, 0))
+        rejected = CounterMetricFamily("edgeloop_rejected", "messages rejected, by reason", labels=["reason"])
+        for reason, count in rejections:
+            rejected.add_metric([reason], count)
+        yield rejected
+        for histogram in histograms:
+            yield histogram.family()
