@@ -16,12 +16,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 log = logging.getLogger(__name__)
 
 REJECTED = "rejected "  # the updates' figures by reason: "rejected <reason>" (edge/updates.py)
-# (name, documentation, key in "system", factor to the unit)
+# (name, documentation, key in "system", what it is divided by to be in the unit)
 SYSTEM = (
-    ("edgeloop_device_gpu_ratio", "GPU load (jetson-stats)", "gpu_percent", 0.01),
-    ("edgeloop_device_cpu_ratio", "CPU load", "cpu_percent", 0.01),
-    ("edgeloop_device_memory_ratio", "memory in use", "memory_percent", 0.01),
-    ("edgeloop_device_power_watts", "power drawn by the board (jetson-stats)", "power_mw", 0.001),
+    ("edgeloop_device_gpu_ratio", "GPU load (jetson-stats)", "gpu_percent", 100),
+    ("edgeloop_device_cpu_ratio", "CPU load", "cpu_percent", 100),
+    ("edgeloop_device_memory_ratio", "memory in use", "memory_percent", 100),
+    ("edgeloop_device_power_watts", "power drawn by the board (jetson-stats)", "power_mw", 1000),
 )
 
 
@@ -65,9 +65,9 @@ def families(rows: Iterable[tuple[str, str]]) -> Iterator[Metric]:
             log.warning("unreadable telemetry stored for %s", device_id)
             continue
         stats = _dict(telemetry.get("system"))
-        for name, _, key, factor in SYSTEM:
+        for name, _, key, divisor in SYSTEM:
             if (value := _number(stats.get(key))) is not None:
-                system[name].add_metric([device_id], value * factor)
+                system[name].add_metric([device_id], value / divisor)
         for sensor, value in sorted(_dict(stats.get("temperatures")).items()):
             if (reading := _number(value)) is not None:
                 temperature.add_metric([device_id, sensor], reading)

@@ -167,6 +167,18 @@ def test_prometheus_scrapes_both_and_every_dashboard_query_returns_data(monitore
             return bool(get(monitored.prometheus, "/api/v1/query", query=expr)["data"]["result"])
 
         wait_for(answered, 15, f"data for the panel {title!r}: {expr}", interval_s=0.1)
+
+    def only(expr: str) -> float:
+        (result,) = get(monitored.prometheus, "/api/v1/query", query=expr)["data"]["result"]
+        return float(result["value"][1])
+
+    assert only('edgeloop_device_up{device="cam-1"}') == 1
+    assert only('edgeloop_device_model_info{device="jetson-1", model="colours", version="1"}') == 1
+    assert (only('edgeloop_device_gpu_ratio{device="jetson-1"}'), only("edgeloop_device_power_watts")) == (0.41, 5.2)
+    assert only('edgeloop_device_temperature_celsius{sensor="GPU"}') == 48.5
+    assert only('edgeloop_rejected_total{reason="bad_json"}') == 1
+    assert only('edgeloop_training_jobs{model="colours", state="queued"}') == 1
+    assert only("edgeloop_edge_broker_connected") == 1
     rules = get(monitored.prometheus, "/api/v1/rules")["data"]["groups"]
     assert {g["name"] for g in rules} == {"edgeloop-fleet", "edgeloop-cloud"}
     assert all(rule["health"] == "ok" for g in rules for rule in g["rules"]), "every rule evaluates"
