@@ -17,7 +17,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # gettext-base (envsubst) for deploy/mosquitto/jetson-bridge.sh.
 SYSTEM_PACKAGES := mosquitto mosquitto-clients postgresql chromium ffmpeg python3-gi gir1.2-gst-rtsp-server-1.0 \
 	gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav docker-compose \
-	iproute2 iptables gettext-base
+	iproute2 iptables gettext-base prometheus
 
 install: $(STAMP)
 

@@ -147,7 +147,7 @@ class ServeConfig(CloudOptions):
         description="a strategy orders at most this many of a model's newest unlabelled samples",
     )
     metrics_window_s: float = Field(
-        300.0, gt=0, description="window of the device gauges of /metrics, and of /api/devices by default"
+        300.0, gt=0, description="window of the label drift gauge of /metrics, and of /api/devices by default"
     )
     homeassistant_discovery: bool = Field(
         False,

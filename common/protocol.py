@@ -37,7 +37,7 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 class ProtocolError(ValueError):
     """A payload or topic that does not follow this protocol. `reason` is what the aggregator counts
-    it under (`edgeloop_rejected_by_reason_total`): bad_json, schema, bad_topic or bad_id."""
+    it under (`edgeloop_rejected_total`): bad_json, schema, bad_topic or bad_id."""
 
     def __init__(self, message: str, reason: str = "schema") -> None:
         super().__init__(message)

@@ -4,7 +4,8 @@ the age of the last classified frame (in all and per camera), whether the broker
 many messages wait in the outbox. 503 once no frame of any camera was classified for --health-stall-s (a
 pipeline that stopped: a restart may help); one camera of several that is down shows in its own frame
 age, not as unhealthy (a restart would not bring it back). A broker outage is not unhealthy either (the
-outbox keeps what the device says until the broker is back, and a restart would not bring it sooner)."""
+outbox keeps what the device says until the broker is back, and a restart would not bring it sooner).
+`/metrics` says the same and more for Prometheus (edge/metrics.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import logging
 import time
 from http.server import ThreadingHTTPServer
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from edge import metrics
 from edge.httpd import Handler, serve
 from edge.pipeline import Pipeline
 
@@ -23,16 +27,23 @@ class Health:
     def __init__(self, pipeline: Pipeline, stall_s: float, port: int, host: str = "0.0.0.0") -> None:
         self.pipeline = pipeline
         self.stall_s = stall_s
+        scraped = metrics.registry(pipeline)
         health = self
 
         class HealthHandler(Handler):
             def do_GET(self) -> None:
-                if self.path.split("?")[0] not in ("/", "/healthz"):
+                path = self.path.split("?")[0]
+                if path == "/metrics":
+                    self.send_body(200, CONTENT_TYPE_LATEST, generate_latest(scraped))
+                    return
+                if path not in ("/", "/healthz"):
                     self.send_error(404)
                     return
                 healthy, report = health.report()
-                body = json.dumps(report).encode()
-                self.send_common(200 if healthy else 503, "application/json")
+                self.send_body(200 if healthy else 503, "application/json", json.dumps(report).encode())
+
+            def send_body(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_common(status, content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -19,6 +19,7 @@ from edge.cameras import Camera
 from edge.classifier import Classifier
 from edge.config import EdgeConfig
 from edge.frame_collector import Collector
+from edge.metrics import inference_histogram
 from edge.preview import Preview
 from edge.publisher import Publisher
 from edge.sources.base import Frame
@@ -44,6 +45,7 @@ class Pipeline:
         self.preview: Preview | None = None
         self.infer_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.total_ms: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self.inference = inference_histogram()
         self._started = time.monotonic()
 
     @property
@@ -54,6 +56,16 @@ class Pipeline:
             for key, value in camera.counts.items():
                 total[key] += value
         return total
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return max(time.monotonic() - self._started, 1e-9)
+
+    @property
+    def fps(self) -> float:
+        """Frames classified per second since the start."""
+        return round(self.counts["processed"] / self.elapsed, 2)
 
     @property
     def last_frame(self) -> float:
@@ -103,6 +115,7 @@ class Pipeline:
         infer_ms = (time.perf_counter() - start) * 1000
         self.batches += 1
         self.infer_ms.append(infer_ms)
+        self.inference.observe(infer_ms / 1000)
         for (camera, frame), row in zip(batch, probabilities, strict=True):
             try:
                 self._decide(classifier, camera, frame, row, infer_ms)
@@ -156,7 +169,7 @@ class Pipeline:
         )
 
     def telemetry(self, system: dict[str, object]) -> protocol.Telemetry:
-        elapsed = max(time.monotonic() - self._started, 1e-9)
+        elapsed = self.elapsed
         infer = np.array(self.infer_ms) if self.infer_ms else np.zeros(1)
         total = np.array(self.total_ms) if self.total_ms else np.zeros(1)
         captured: dict[str, int] = {}
@@ -166,7 +179,7 @@ class Pipeline:
         return protocol.Telemetry(
             device_id=self.cfg.device_id,
             ts=time.time(),
-            fps=round(self.counts["processed"] / elapsed, 2),
+            fps=self.fps,
             backend=self.classifier.backend.name,
             model=self.classifier.model_ref,
             latency_ms=protocol.Percentiles(

@@ -227,9 +227,7 @@ class Ingest:
         while True:
             try:
                 stored, duplicates = writer.write(self.db, self.data_dir, batch)
-                self.metrics.add(stored=stored, duplicates=duplicates, samples_stored=len(batch.samples))
-                if batch.predictions:
-                    self.metrics.lag_s = time.time() - prediction_store.newest_ts(batch.predictions)
+                self.metrics.add(commits=1, stored=stored, duplicates=duplicates, samples_stored=len(batch.samples))
                 return
             except Exception as exc:
                 self.metrics.add(store_errors=1)
@@ -269,6 +267,7 @@ class Ingest:
             self._refuse_too_old(batch)
             if len(batch):
                 self._commit(batch)
+                self.metrics.observe(prediction_store.figures(batch.predictions))
             for sample in batch.samples:
                 self.admission.settle(sample.meta.device_id, len(sample.jpeg), stored=True)
             for mid, qos in acks:

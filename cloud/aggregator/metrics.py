@@ -1,17 +1,59 @@
-"""The aggregator's counters, rendered in the Prometheus text format for `GET /metrics`."""
+"""The ingest's own counters and histograms, each instance's own (Prometheus adds up the instances'):
+a prometheus_client collector that `GET /metrics` registers beside the store's figures
+(cloud/api/gauges.py)."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from cloud.aggregator.histograms import Histogram
+
+COUNTERS = {
+    "messages_in": "MQTT messages received",
+    "commits": "batches committed to the store",
+    "stored": "predictions stored",
+    "duplicates": "predictions received again and not stored twice",
+    "samples_stored": "samples stored",
+    "store_errors": "batches the database refused (retried, not acknowledged)",
+    "samples_labelled": "samples a person labelled",
+    "samples_discarded": "samples a person discarded",
+    "samples_expired": "samples nobody labelled, deleted after --sample-retain-days",
+    "too_old": "predictions captured before --retain-days ago, refused (their first copy may be gone)",
+    "predictions_expired": "raw predictions deleted after --retain-days (SQLite)",
+    "prediction_partitions_dropped": "days of raw predictions dropped after --retain-days (PostgreSQL)",
+}
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+INFER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
+TOTAL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
-class Metrics:
+class Metrics(Collector):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
-        self.lag_s = 0.0
+        self._lag = Histogram(
+            "edgeloop_ingest_lag_seconds", "time from a prediction's capture to its arrival here", LAG_BUCKETS
+        )
+        self._infer = Histogram(
+            "edgeloop_device_inference_seconds", "time in the device's backend, as it reported", INFER_BUCKETS, "device"
+        )
+        self._total = Histogram(
+            "edgeloop_device_capture_to_publish_seconds",
+            "time from capture to publish on the device, as it reported",
+            TOTAL_BUCKETS,
+            "device",
+        )
+        self._confidence = Histogram(
+            "edgeloop_device_confidence", "top-1 score of each prediction received", CONFIDENCE_BUCKETS, "device"
+        )
 
     def add(self, **counts: int) -> None:
         with self._lock:
@@ -19,33 +61,34 @@ class Metrics:
 
     def reject(self, reason: str) -> None:
         with self._lock:
-            self.counts["rejected"] += 1
             self.rejected[reason] += 1
 
-    def render(self) -> str:
+    def observe(self, predictions: Sequence[tuple[str, float, float, float, float, float]]) -> None:
+        """A committed batch's predictions, a redelivered one too (its lag is as real): (device, capture time,
+        top-1 score, inference ms, capture-to-publish ms, arrival time) each."""
+        if not predictions:
+            return
+        devices, ts, score, infer_ms, total_ms, received = zip(*predictions, strict=True)
+        index: dict[str, int] = {}
+        groups = np.array([index.setdefault(device, len(index)) for device in devices])
+        names = list(index)
+        lag = np.maximum(np.array(received) - np.array(ts), 0.0)
         with self._lock:
-            lines = []
-            for name, help_text in (
-                ("messages_in", "MQTT messages received"),
-                ("stored", "predictions stored"),
-                ("duplicates", "predictions received again and not stored twice"),
-                ("samples_stored", "samples stored"),
-                ("rejected", "messages rejected"),
-                ("store_errors", "batches the database refused (retried, not acknowledged)"),
-                ("samples_labelled", "samples a person labelled"),
-                ("samples_discarded", "samples a person discarded"),
-                ("samples_expired", "samples nobody labelled, deleted after --sample-retain-days"),
-                ("too_old", "predictions captured before --retain-days ago, refused (their first copy may be gone)"),
-                ("predictions_expired", "raw predictions deleted after --retain-days (SQLite)"),
-                ("prediction_partitions_dropped", "days of raw predictions dropped after --retain-days (PostgreSQL)"),
-            ):
-                lines += [f"# HELP edgeloop_{name}_total {help_text}", f"# TYPE edgeloop_{name}_total counter"]
-                lines.append(f"edgeloop_{name}_total {self.counts[name]}")
-            lines += ["# HELP edgeloop_rejected_by_reason_total messages rejected, by reason"]
-            lines += ["# TYPE edgeloop_rejected_by_reason_total counter"]
-            lines += [
-                f'edgeloop_rejected_by_reason_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())
-            ]
-            lines += ["# HELP edgeloop_ingest_lag_seconds capture-to-commit time of the last stored prediction"]
-            lines += ["# TYPE edgeloop_ingest_lag_seconds gauge", f"edgeloop_ingest_lag_seconds {self.lag_s:.3f}"]
-            return "\n".join(lines) + "\n"
+            self._lag.observe(lag, np.zeros(len(lag), dtype=np.int64), [""])
+            self._infer.observe(np.array(infer_ms) / 1000, groups, names)
+            self._total.observe(np.array(total_ms) / 1000, groups, names)
+            self._confidence.observe(np.array(score), groups, names)
+
+    def collect(self) -> Iterator[Metric]:
+        """From a copy taken under the lock: the writer waits for the copy, not for the rendering."""
+        with self._lock:
+            counts, rejections = dict(self.counts), sorted(self.rejected.items())
+            histograms = [h.copy() for h in (self._lag, self._infer, self._total, self._confidence)]
+        for name, documentation in COUNTERS.items():
+            yield CounterMetricFamily(f"edgeloop_{name}", documentation, counts.get(name, 0))
+        rejected = CounterMetricFamily("edgeloop_rejected", "messages rejected, by reason", labels=["reason"])
+        for reason, count in rejections:
+            rejected.add_metric([reason], count)
+        yield rejected
+        for histogram in histograms:
+            yield histogram.family()

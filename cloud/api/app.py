@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from pydantic import BaseModel, Field
 
 from cloud.aggregator.drift import DriftBasis, fleet_drift
@@ -83,6 +84,10 @@ def create_app(
     app = FastAPI(title="edgeloop", description="fleet predictions, samples and models", docs_url=None, redoc_url=None)
     protect(app, access)
     app.add_middleware(Guard, access=access)
+    scraped = CollectorRegistry()  # the app's own, not prometheus_client's global one: a test runs several
+    ProcessCollector(registry=scraped)
+    scraped.register(metrics)
+    scraped.register(gauges.Fleet(db, window_s))
     for extra in routers:
         app.include_router(extra)
 
@@ -182,10 +187,10 @@ def create_app(
         return HTMLResponse(html, headers={"Content-Security-Policy": page_policy(html)})
 
     @app.get("/metrics", response_class=PlainTextResponse)
-    def prometheus() -> str:
-        rows, windows, drifts = fleet(window_s)
-        per_device = {r.device_id: gauges.values(r, windows[r.device_id], drifts[r.device_id]) for r in rows}
-        return metrics.render() + gauges.render(per_device, window_s, LOW_CONFIDENCE)
+    def prometheus() -> Response:
+        """The Prometheus text format: the ingest's counters and histograms, the fleet's figures from the
+        store (cloud/api/gauges.py), the process's CPU and memory."""
+        return Response(generate_latest(scraped), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(samples.router(db, data_dir, metrics, queue or Queue(db, data_dir)))
     return app

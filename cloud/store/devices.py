@@ -109,3 +109,8 @@ def online_versions(db: Database, groups: Sequence[str], model_name: str, seen_s
         (*groups, model_name, seen_since),
     )
     return [version for (version,) in rows]
+
+
+def telemetry(db: Database) -> list[tuple[str, str]]:
+    """Each device's latest telemetry as it arrived (JSON), by id: one row per device that sent any."""
+    return list(db.query("SELECT device_id, telemetry FROM devices WHERE telemetry IS NOT NULL ORDER BY device_id"))

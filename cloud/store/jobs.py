@@ -98,3 +98,8 @@ def fail_running(db: Database, finished: float, message: str) -> None:
         "UPDATE jobs SET state = 'failed', active = NULL, finished = ?, message = ? WHERE state = 'running'",
         (finished, message),
     )
+
+
+def counts(db: Database) -> list[tuple[str, str, int]]:
+    """How many jobs each model has in each state, as (model, state, count): one row per pair (jobs are few)."""
+    return list(db.query("SELECT model, state, COUNT(*) FROM jobs GROUP BY model, state ORDER BY model, state"))

@@ -22,6 +22,10 @@ _DEVICE: Final = 0  # positions in _COLUMNS
 _TS: Final = 2
 _MODEL_NAME: Final = 3
 _MODEL_VERSION: Final = 4
+_SCORE: Final = 6
+_INFER_MS: Final = 8
+_TOTAL_MS: Final = 9
+_RECEIVED: Final = 10
 
 _INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)})"
 # No conflict target: the unique key is (device_id, seq) on SQLite, (device_id, seq, ts) on PostgreSQL's partitions.
@@ -48,9 +52,10 @@ def device(row: Row) -> str:
     return row[_DEVICE]
 
 
-def newest_ts(rows: Sequence[Row]) -> float:
-    """The latest capture time among the rows (there must be one)."""
-    return max(row[_TS] for row in rows)
+def figures(rows: Sequence[Row]) -> list[tuple[str, float, float, float, float, float]]:
+    """Each row's device, capture time, top-1 score, inference and capture-to-publish ms, and arrival time:
+    what the service's histograms observe."""
+    return [(r[_DEVICE], r[_TS], r[_SCORE], r[_INFER_MS], r[_TOTAL_MS], r[_RECEIVED]) for r in rows]
 
 
 def insert(cur: Cursor, rows: Sequence[Row], received: float) -> int:

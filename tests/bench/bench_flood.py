@@ -96,8 +96,8 @@ def main() -> None:
                 "flood": args.flood, "alone_s": round(alone, 3), "during_flood_s": round(during, 3),
                 "ratio": round(during / alone, 1), "samples_stored": metric(port, "samples_stored"),
                 "rejected": {
-                    line.split('"')[1]: int(line.split()[-1])
-                    for line in text.splitlines() if line.startswith("edgeloop_rejected_by_reason_total{")
+                    line.split('"')[1]: int(float(line.split()[-1]))
+                    for line in text.splitlines() if line.startswith("edgeloop_rejected_total{")
                 },
                 "rss_mib": {"before": round(rss), "after": round(service.memory_info().rss / 2**20),
                             "peak": int(peak) // 1024},

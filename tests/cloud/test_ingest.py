@@ -56,8 +56,8 @@ def test_stored_once_with_duplicates_and_gaps_counted(broker, aggregator) -> Non
     assert confidence["mean"] == pytest.approx(0.9)
     assert confidence["low_share"] == 0
     metrics = api.get("/metrics").text
-    assert "edgeloop_stored_total 690" in metrics
-    assert "edgeloop_duplicates_total 51" in metrics
+    assert "edgeloop_stored_total 690.0" in metrics
+    assert "edgeloop_duplicates_total 51.0" in metrics
 
 
 def test_batches_are_stored_once_per_seq_and_a_malformed_one_is_rejected_whole(broker, aggregator) -> None:
@@ -84,7 +84,7 @@ def test_batches_are_stored_once_per_seq_and_a_malformed_one_is_rejected_whole(b
     devices = {d["device_id"]: d for d in api.get("/api/devices").json()}
     assert (devices["cam-1"]["predictions"], devices["cam-1"]["missing"]) == (350, 0), "nothing of a rejected batch"
     assert (devices["cam-2"]["predictions"], devices["cam-2"]["missing"]) == (90, 10)
-    assert "edgeloop_duplicates_total 150" in api.get("/metrics").text
+    assert "edgeloop_duplicates_total 150.0" in api.get("/metrics").text
 
 
 def test_samples_are_verified_and_filed_by_content(broker, aggregator, tmp_path) -> None:
@@ -151,7 +151,7 @@ def test_hostile_payloads_are_rejected_by_reason_and_valid_ones_stored(broker, a
     assert dict(ingest.metrics.rejected) == expected
     metrics = api.get("/metrics").text
     for reason, count in expected.items():
-        assert f'edgeloop_rejected_by_reason_total{{reason="{reason}"}} {count}' in metrics
+        assert f'edgeloop_rejected_total{{reason="{reason}"}} {count}.0' in metrics
     assert api.get("/api/devices").status_code == 200
 
 

@@ -195,5 +195,5 @@ def test_the_api_labels_discards_and_says_why_it_refuses(store) -> None:
     assert "no datasets/hand-deployed/ folder" in conflict.json()["detail"]
     assert api.post(f"/api/samples/{unknown.id}/discard").status_code == 200  # discarding needs no dataset
     metrics = api.get("/metrics").text
-    assert "edgeloop_samples_labelled_total 1" in metrics
-    assert "edgeloop_samples_discarded_total 2" in metrics
+    assert "edgeloop_samples_labelled_total 1.0" in metrics
+    assert "edgeloop_samples_discarded_total 2.0" in metrics

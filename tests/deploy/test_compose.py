@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -56,8 +57,8 @@ def test_cloud_compose_runs_the_service_beside_its_broker_and_postgres_in_a_prof
     env = env_file(COMPOSE / "cloud", tmp_path)
     services = resolved(COMPOSE / "cloud", "--env-file", env, "--profile", "postgres")["services"]
     assert {name: s.get("profiles") for name, s in services.items()} == {
-        "mosquitto": None, "cloud": None, "postgres": ["postgres"],
-        "tensorboard": ["tensorboard"],
+        "mosquitto": None, "cloud": None, "postgres": ["postgres"], "prometheus": ["monitoring"],
+        "grafana": ["monitoring"], "tensorboard": ["tensorboard"],
     }  # fmt: skip
     assert [p["target"] for p in services["mosquitto"]["ports"]] == [8883], "the cloud's listener stays internal"
     serve = options(services["cloud"]["command"])
@@ -80,6 +81,24 @@ def test_cloud_compose_runs_tensorboard_in_a_profile_on_the_services_summaries(t
     assert Path(flags["logdir"]) == data / SUMMARIES_DIR, "where the service's trainings write their summaries"
     assert f"{mounts(cloud)[str(data)]}:{data}:ro" in board["volumes"], "the service's data volume, read-only"
     assert board["ports"] == [f"127.0.0.1:{flags['port']}:{flags['port']}/tcp"], "no login: this host only"
+
+
+def test_the_monitoring_profile_scrapes_the_service_with_the_shipped_config_and_dashboards(tmp_path):
+    services = resolved(COMPOSE / "cloud", "--env-file", env_file(COMPOSE / "cloud", tmp_path))["services"]
+    prometheus, grafana = mounts(services["prometheus"]), mounts(services["grafana"])
+    deploy = ROOT / "deploy"
+    assert Path(prometheus["/etc/prometheus/prometheus.yml"]) == deploy / "prometheus" / "prometheus.yml"
+    assert Path(prometheus["/etc/prometheus/alerts.yml"]) == deploy / "prometheus" / "alerts.yml"
+    assert prometheus["/etc/prometheus/secrets/api-token"].endswith("/secrets/api-token")
+    assert Path(grafana["/etc/grafana/dashboards"]) == deploy / "grafana" / "dashboards"
+    config = yaml.safe_load((deploy / "prometheus" / "prometheus.yml").read_text())
+    cloud = next(job for job in config["scrape_configs"] if job["job_name"] == "edgeloop-cloud")
+    host, port = cloud["static_configs"][0]["targets"][0].split(":")
+    assert host in services["cloud"]["networks"]["default"]["aliases"]
+    assert int(port) == options(services["cloud"]["command"]).http_port
+    assert cloud["authorization"]["credentials_file"] == "/etc/prometheus/secrets/api-token"
+    source = yaml.safe_load((deploy / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"]
+    assert urlsplit(source[0]["url"]).hostname in services["prometheus"]["networks"]["default"]["aliases"]
 
 
 def test_jetson_compose_gives_the_runtime_the_gpu_camera_jtop_and_a_bridged_broker(tmp_path):

@@ -39,6 +39,8 @@ def test_manifests_pass_strict_schema_validation():
         "Namespace/edgeloop", "DaemonSet/edgeloop-edge", "PersistentVolumeClaim/edgeloop-data",
         "Deployment/edgeloop-cloud", "Service/edgeloop-cloud", "ConfigMap/edgeloop-retrain", "Job/edgeloop-retrain",
         "Deployment/edgeloop-tensorboard", "Service/edgeloop-tensorboard",
+        "PersistentVolumeClaim/edgeloop-prometheus-data", "Deployment/edgeloop-prometheus",
+        "Service/edgeloop-prometheus", "Deployment/edgeloop-grafana", "Service/edgeloop-grafana",
     }  # fmt: skip
 
 
@@ -80,6 +82,29 @@ def test_tensorboard_reads_the_services_summaries_on_its_node():
     beside = spec["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
     assert beside["labelSelector"]["matchLabels"] == resources()["Deployment/edgeloop-cloud"]["metadata"]["labels"]
     assert beside["topologyKey"] == "kubernetes.io/hostname", "a ReadWriteOnce volume is mounted on one node"
+
+
+def test_prometheus_scrapes_the_cloud_service_with_its_token_and_grafana_reads_prometheus():
+    deploy = ROOT / "deploy"
+    config = yaml.safe_load((deploy / "prometheus" / "prometheus.yml").read_text())
+    cloud = next(job for job in config["scrape_configs"] if job["job_name"] == "edgeloop-cloud")
+    host, port = cloud["static_configs"][0]["targets"][0].split(":")
+    assert (host, int(port)) == ("edgeloop-cloud", resources()["Service/edgeloop-cloud"]["spec"]["ports"][0]["port"])
+    spec = pod("Deployment/edgeloop-prometheus")
+    token = mounted_from(spec, Path(cloud["authorization"]["credentials_file"]))["secret"]
+    assert (token["secretName"], token["items"]) == ("edgeloop-api", [{"key": "token", "path": "api-token"}])
+    files = {m["subPath"] for m in spec["containers"][0]["volumeMounts"] if "subPath" in m}
+    assert files == {"prometheus.yml", "alerts.yml"}, "the shipped files, from the ConfigMap made of them"
+    source = yaml.safe_load((deploy / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"][0]
+    url = urlsplit(source["url"])
+    assert (url.hostname, url.port) == (
+        "edgeloop-prometheus",
+        resources()["Service/edgeloop-prometheus"]["spec"]["ports"][0]["port"],
+    )
+    provider = yaml.safe_load((deploy / "grafana/provisioning/dashboards/edgeloop.yml").read_text())["providers"][0]
+    assert mounted_from(pod("Deployment/edgeloop-grafana"), Path(provider["options"]["path"]))["configMap"] == {
+        "name": "edgeloop-grafana-dashboards"
+    }
 
 
 def test_retrain_job_runs_retrain_on_a_gpu_with_options_retrain_accepts(tmp_path):

@@ -10,6 +10,7 @@ import logging
 import sqlite3
 import time
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -93,12 +94,14 @@ class Service:
     def counts(self) -> dict[str, int]:
         """The service's counters, rejections by reason under their reason."""
         text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5).read().decode()
-        counts = {}
+        counts: Counter[str] = Counter()
         for line in text.splitlines():
             if line.startswith("edgeloop_") and "_total" in line:
+                if line.startswith("edgeloop_rejected_total{"):
+                    counts["rejected"] += int(float(line.split()[-1]))
                 name = line.split('reason="')[1].split('"')[0] if "reason=" in line else line.split("_total")[0][9:]
-                counts[name] = int(line.split()[-1])
-        return counts
+                counts[name] = int(float(line.split()[-1]))
+        return dict(counts)
 
     def settled(self, before: dict[str, int], messages: int) -> dict[str, int]:
         """Wait until the service is done with `messages` more than at `before` (stored, after the commit, or

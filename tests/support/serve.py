@@ -19,8 +19,15 @@ def start_serve(broker, db: str, data: Path, port: int, *extra: object, **popen:
 
 
 def metric(port: int, name: str) -> int:
+    """The counter `edgeloop_{name}_total`, added up over its labels (the rejections' reasons); -1 while the
+    service does not answer."""
     try:
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
     except OSError:
         return -1
-    return int(next(line.split()[-1] for line in text.splitlines() if line.startswith(f"edgeloop_{name}_total ")))
+    values = [
+        line.split()[-1]
+        for line in text.splitlines()
+        if line.startswith((f"edgeloop_{name}_total ", f"edgeloop_{name}_total{{"))
+    ]
+    return int(sum(float(v) for v in values))
