@@ -219,6 +219,8 @@ def test_deployments_probe_health_endpoints_and_take_the_token_from_a_secret() -
         ("edgeloop-prometheus", "readinessProbe"): {"path": "/-/ready", "port": "http"},  # deploy/k8s/monitoring.yaml
         ("edgeloop-prometheus", "livenessProbe"): {"path": "/-/healthy", "port": "http"},
         ("edgeloop-grafana", "readinessProbe"): {"path": "/api/health", "port": "http"},
+        ("edgeloop-tensorboard", "readinessProbe"): {"path": "/", "port": "http"},  # deploy/k8s/tensorboard.yaml
+        ("edgeloop-tensorboard", "livenessProbe"): {"path": "/", "port": "http"},
     }
     env = {e["name"]: e for e in pods["edgeloop-cloud"]["containers"][0]["env"]}
     assert "secretKeyRef" in env["EDGELOOP_API_TOKEN"]["valueFrom"]
