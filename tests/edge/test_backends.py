@@ -25,7 +25,7 @@ def test_auto_prefers_the_gpu_backends_when_there_is_a_gpu(tiny_bundle: Path, mo
     # ONNX Runtime runs on the CPU only here, TF-TRT not at all: the next fastest on a GPU is tf
     assert backends.create("auto", bundle.load(tiny_bundle)).name == "tf"
     monkeypatch.setattr(backends, "has_gpu", lambda: False)
-    assert backends.auto_order() == ("tflite", "tf")
+    assert backends.auto_order() == ("tflite", "onnx", "tf")
 
 
 def test_unknown_backend_is_a_clear_error(tiny_bundle: Path) -> None:

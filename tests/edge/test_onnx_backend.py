@@ -41,7 +41,7 @@ def test_missing_providers_are_reported_with_why(tiny_bundle: Path, capsys: pyte
 
     cli.main(cli.argparse.Namespace(json=True))
     listed = json.loads(capsys.readouterr().out)
-    assert listed["auto"] == ["tflite", "tf"]
+    assert listed["auto"] == ["tflite", "onnx", "tf"]
     assert listed["backends"]["onnx"]["available"] is True
     notes = listed["backends"]["onnx"]["notes"]
     assert f"{CPU}: available" in notes
