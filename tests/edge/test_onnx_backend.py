@@ -11,7 +11,8 @@ import pytest
 
 from common import bundle
 from edge import backends
-from edge.backends import cli
+from edge.backends import cli, nvidia
+from edge.backends import onnx as onnx_backend
 from edge.backends.onnx import CPU, CUDA, TENSORRT, OnnxBackend
 
 
@@ -58,3 +59,21 @@ def test_a_bundle_from_before_onnx_runs_on_the_others(tiny_bundle: Path, tmp_pat
     with pytest.raises(backends.BackendUnavailable, match=r"has no model\.onnx"):
         backends.create("onnx", bundle.load(old))
     assert backends.create("auto", bundle.load(old)).predict(np.zeros((2, 128, 128, 3), np.uint8)).shape == (2, 3)
+
+
+def test_a_gpu_provider_that_does_not_start_is_reported(tiny_bundle: Path, tmp_path: Path, monkeypatch) -> None:
+    """On a GPU machine whose onnxruntime lists TensorRT and CUDA but cannot start them (the libraries
+    missing): the session runs on the CPU, says why, and `auto` passes over it."""
+    copy = Path(shutil.copytree(tiny_bundle, tmp_path / "b"))
+    monkeypatch.setattr(nvidia, "has_gpu", lambda: True)  # the hardware edge
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [TENSORRT, CUDA, CPU])
+    with pytest.warns(UserWarning, match="not in available provider names"):  # ONNX Runtime's own view
+        backend = OnnxBackend(bundle.load(copy))
+    assert backend.provider == CPU
+    assert set(backend.missing) == {TENSORRT, CUDA}
+    assert all("left it out" in why for why in backend.missing.values())
+    assert "not TensorRT" in backend.auto_refusal(gpu=True)
+    assert backend.auto_refusal(gpu=False) is None
+    (engines,) = (copy / bundle.CACHE).iterdir()  # where TensorRT would have cached its engines
+    assert engines.name == onnx_backend.engine_dir(backend.bundle).name
+    bundle.load(copy)  # the device's cache is no part of the bundle
