@@ -1,10 +1,10 @@
 """The model bundle: the one definition of its files, its model.json, its checks and its archive form.
 
-A bundle is a directory holding `model.json`, `labels.txt`, `model.tflite`, `saved_model/` and
-`evaluation.json`. Every file's sha256 is listed in `model.json`, so a device can refuse a
-bundle that was truncated or tampered with, or that carries a file nobody listed; a bundle is
-plain files only (no links). Preprocessing lives inside the models: every model takes raw RGB
-uint8 images of `input.height` x `input.width`.
+A bundle is a directory holding `model.json`, `labels.txt`, `model.tflite`, `saved_model/`,
+`model.onnx` (bundles trained before it came have none) and `evaluation.json`. Every file's sha256
+is listed in `model.json`, so a device can refuse a bundle that was truncated or tampered with, or
+that carries a file nobody listed; a bundle is plain files only (no links). Preprocessing lives
+inside the models: every model takes raw RGB uint8 images of `input.height` x `input.width`.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ FORMAT_VERSION = 1
 MODEL_JSON = "model.json"
 LABELS_TXT = "labels.txt"
 TFLITE = "model.tflite"
+ONNX = "model.onnx"  # optional: not in REQUIRED, so bundles trained before it still load
 SAVED_MODEL = "saved_model"
 EVALUATION_JSON = "evaluation.json"
 DATASET_JSON = "dataset.json"  # every image it was trained and tested on: file, sha256, label, split
 SAVED_MODEL_PB = f"{SAVED_MODEL}/saved_model.pb"
 REQUIRED = (LABELS_TXT, TFLITE, SAVED_MODEL_PB)
-CACHE = ".cache"  # what a device builds beside a bundle (TF-TRT engines): never part of it, never in an archive
+CACHE = ".cache"  # what a device builds beside a bundle (TensorRT engines): never part of it, never in an archive
 MAX_ARCHIVE_BYTES = 2 * 1024**3
 
 
@@ -68,6 +69,12 @@ class ExportMetrics(_Meta):
     size_bytes: int
 
 
+class OnnxMetrics(ExportMetrics):
+    """The ONNX model, converted from the TFLite one: measured as it is, and against it."""
+
+    tflite_agreement: float | None = Field(None, description="share of test images whose top-1 matches TFLite's")
+
+
 class SliceMetrics(_Meta):
     """Test accuracy on one slice of the test images: seed, field, or one device's field images."""
 
@@ -82,6 +89,7 @@ class Metrics(_Meta):
     confusion_matrix: list[list[int]] = Field(description="rows: true label, columns: predicted")
     per_class: dict[str, ClassMetrics]
     tflite: ExportMetrics | None = None
+    onnx: OnnxMetrics | None = None
     slices: dict[str, SliceMetrics] = Field(
         default_factory=dict, description="seed (images put in the dataset) and field (labelled samples)"
     )
@@ -94,6 +102,7 @@ class Timings(_Meta):
     bottleneck_s: float
     train_s: float
     export_s: float = 0.0
+    onnx_s: float = Field(0.0, description="of export_s: the ONNX conversion and its check on the test images")
 
 
 class BottleneckStats(_Meta):

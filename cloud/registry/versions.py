@@ -26,11 +26,13 @@ def check_models(loaded: bundle.Bundle) -> None:
     """The checks a device runs before its runtime reads a model, run before a bundle becomes a version:
     a model holding ops no inference needs (a file written at load, Python called) is refused here,
     never packed nor announced, whoever trained it."""
-    from edge.backends import graph_check, tflite_ops  # TensorFlow's protobufs: imported when a bundle comes in
+    from edge.backends import graph_check, onnx_ops, tflite_ops  # TensorFlow's protobufs: when a bundle comes in
 
     try:
         graph_check.check_bundle(loaded)
         tflite_ops.check(loaded.read(bundle.TFLITE), str(loaded.tflite_path))
+        if bundle.ONNX in loaded.meta.files:  # bundles trained before ONNX export have none
+            onnx_ops.check(loaded.read(bundle.ONNX), str(loaded.path / bundle.ONNX))
     except bundle.BundleError as exc:
         raise RegistryError(f"{loaded.meta.name} {loaded.meta.version} is refused: {exc}") from exc
 

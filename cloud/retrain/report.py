@@ -34,6 +34,14 @@ def summary(meta: ModelMeta, output_dir: str) -> str:
                 f"{m.tflite.size_bytes / 1e6:.2f} MB",
             )
         )
+    if m.onnx:
+        rows.append(
+            (
+                f"onnx {m.onnx.type}",
+                f"{_pct(m.onnx.test_accuracy)} test, top-1 agreement {_pct(m.onnx.agreement)}, "
+                f"with tflite {_pct(m.onnx.tflite_agreement)}, {m.onnx.size_bytes / 1e6:.2f} MB",
+            )
+        )
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
     lines.append("")

@@ -25,6 +25,7 @@ from cloud.retrain.errors import RetrainError
 from cloud.retrain.head import BatchSource, Summaries, bottleneck_batches, new_head, train_head
 from common import bundle, images
 from edge import backends
+from edge.backends.onnx import CPU, OnnxBackend
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,10 @@ def _export(
     )
     tflite = export.to_tflite(staging / bundle.SAVED_MODEL, cfg.quantization, calibration)
     (staging / bundle.TFLITE).write_bytes(tflite)
+    clock = time.perf_counter()
+    onnx = export.to_onnx(staging / bundle.TFLITE, "image", "final_result")
+    (staging / bundle.ONNX).write_bytes(onnx)
+    onnx_s = time.perf_counter() - clock
 
     def image(i: int) -> dict:
         return {
@@ -273,19 +278,32 @@ def _export(
         training=cfg.model_dump(mode="json"),
     )
     bundle.write_meta(staging, meta)
-    accuracy, agreement = _check_tflite(bundle.load(staging), data.pixels(test, arch.size), y[test], predicted[test])
+    staged, pixels = bundle.load(staging), data.pixels(test, arch.size)
+    tflite_backend = backends.create("tflite", staged, warm_up=False)
+    accuracy, agreement, by_tflite = _check_export(tflite_backend, pixels, y[test], predicted[test])
     meta.metrics.tflite = bundle.ExportMetrics(
         type=cfg.quantization, test_accuracy=accuracy, agreement=agreement, size_bytes=len(tflite)
     )
+    clock = time.perf_counter()
+    onnx_backend = OnnxBackend(staged, providers=[CPU])  # the file as it is: no GPU's engines, no FP16
+    accuracy, agreement, by_onnx = _check_export(onnx_backend, pixels, y[test], predicted[test])
+    meta.metrics.onnx = bundle.OnnxMetrics(
+        type="int8" if cfg.quantization == "int8" else "float32",  # float16 weights come back as float32
+        test_accuracy=accuracy,
+        agreement=agreement,
+        tflite_agreement=metrics.accuracy(by_tflite, by_onnx),
+        size_bytes=len(onnx),
+    )
+    meta.timings.onnx_s = round(onnx_s + time.perf_counter() - clock, 3)
     return meta
 
 
-def _check_tflite(staged: bundle.Bundle, pixels: np.ndarray, y: np.ndarray, trained: np.ndarray):
-    """Run the exported TFLite model through the edge's own backend on the test images:
-    its accuracy, and the share of images where its top-1 matches the training-time one."""
+def _check_export(backend: backends.Backend, pixels: np.ndarray, y: np.ndarray, trained: np.ndarray):
+    """Run an exported model through the edge's own backend on the test images: its accuracy, the share
+    of images where its top-1 matches the training-time one, and its top-1s."""
     if not len(pixels):
-        return None, None
-    predicted = _in_batches(backends.create("tflite", staged).predict, pixels).argmax(1)
+        return None, None, np.zeros(0, np.int64)
+    predicted = _in_batches(backend.predict, pixels).argmax(1)
     accuracy, agreement = metrics.accuracy(y, predicted), metrics.accuracy(trained, predicted)
-    log.info("tflite on %d test images: accuracy %.4f, top-1 agreement %.4f", len(y), accuracy, agreement)
-    return accuracy, agreement
+    log.info("%s on %d test images: accuracy %.4f, top-1 agreement %.4f", backend.name, len(y), accuracy, agreement)
+    return accuracy, agreement, predicted

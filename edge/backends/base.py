@@ -22,6 +22,11 @@ class Backend(ABC):
         """Why this backend cannot run on this machine, or None when it can."""
         return None
 
+    @classmethod
+    def notes(cls) -> list[str]:
+        """What else `edge backends` says of it here: what it could run on, and what it lacks and why."""
+        return []
+
     def __init__(self, bundle: Bundle) -> None:
         """Raises BundleError, before the runtime sees a byte, when the bundle's files are not what
         model.json lists (whoever built the Bundle, and whatever changed on disk since)."""
@@ -33,6 +38,11 @@ class Backend(ABC):
     @abstractmethod
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """`batch`: uint8 [N, height, width, 3] RGB. Returns float32 [N, labels] probabilities."""
+
+    def auto_refusal(self, gpu: bool) -> str | None:
+        """Why `auto` passes over this backend though it loaded (on a GPU machine: it runs on the CPU
+        only), or None."""
+        return None
 
     def warm_up(self) -> None:
         """Run once so the first real frame does not pay for graph building or allocation."""

@@ -47,7 +47,14 @@ def test_a_second_run_computes_no_bottleneck(flowers: tuple[Path, Path], tmp_pat
     assert bundle.load(tmp_path / "b").meta.bottlenecks.model_dump() == {"computed": 0, "cached": 2569}
 
 
-@pytest.mark.parametrize("backend", ["tflite", "tf"])
+def test_onnx_agrees_with_tflite_on_the_test_split(flowers: tuple[Path, Path]) -> None:
+    """Measured at export by the edge's own backends on every test image."""
+    metrics = bundle.load(flowers[0]).meta.metrics
+    assert metrics.onnx.tflite_agreement >= 0.995
+    assert metrics.onnx.test_accuracy == metrics.tflite.test_accuracy
+
+
+@pytest.mark.parametrize("backend", ["tflite", "tf", "onnx"])
 def test_classify_agrees_with_training_on_every_test_image(flowers: tuple[Path, Path], backend: str) -> None:
     rows = bundle.evaluation(bundle.load(flowers[0]))
     paths = [FLOWERS / row["file"] for row in rows]

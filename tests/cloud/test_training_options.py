@@ -106,4 +106,8 @@ def test_quantized_export_is_smaller_and_measured(tiny_images, tiny_flags, tiny_
     assert exported.agreement >= 0.8
     frames = np.zeros((2, 128, 128, 3), np.uint8)
     assert create("tflite", trained).predict(frames).shape == (2, 3)
-    check_models(trained)  # quantized kernels are builtin ops: devices and the registry take them
+    onnx = trained.meta.metrics.onnx  # converted from the quantized TFLite model; int8 kernels round their own way
+    assert onnx.type == ("int8" if kind == "int8" else "float32")
+    assert onnx.tflite_agreement >= (0.8 if kind == "int8" else 1.0)
+    assert create("onnx", trained).predict(frames).shape == (2, 3)
+    check_models(trained)  # quantized kernels are builtin ops, QDQ pairs ONNX's: devices and the registry take them

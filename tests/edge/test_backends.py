@@ -12,23 +12,25 @@ from tests.support.data import synthetic_image
 
 def test_registry_reports_what_loads_here() -> None:
     available = backends.availability()
-    assert set(available) == {"tflite", "tf", "tensorrt"}
+    assert set(available) == {"tflite", "tf", "tensorrt", "onnx"}
     assert available["tflite"] is None
     assert available["tf"] is None
+    assert available["onnx"] is None
     assert "without TensorRT" in available["tensorrt"] or "no GPU" in available["tensorrt"]
 
 
 def test_auto_prefers_the_gpu_backends_when_there_is_a_gpu(tiny_bundle: Path, monkeypatch) -> None:
     monkeypatch.setattr(backends, "has_gpu", lambda: True)  # the hardware edge: no GPU here
-    assert backends.auto_order() == ("tensorrt", "tf", "tflite")
-    assert backends.create("auto", bundle.load(tiny_bundle)).name == "tf"  # TensorRT cannot run: next fastest
+    assert backends.auto_order() == ("onnx", "tensorrt", "tf", "tflite")
+    # ONNX Runtime runs on the CPU only here, TF-TRT not at all: the next fastest on a GPU is tf
+    assert backends.create("auto", bundle.load(tiny_bundle)).name == "tf"
     monkeypatch.setattr(backends, "has_gpu", lambda: False)
-    assert backends.auto_order() == ("tflite", "tf")
+    assert backends.auto_order() == ("tflite", "onnx", "tf")
 
 
 def test_unknown_backend_is_a_clear_error(tiny_bundle: Path) -> None:
-    with pytest.raises(backends.BackendUnavailable, match="unknown backend 'onnx'"):
-        backends.create("onnx", bundle.load(tiny_bundle))
+    with pytest.raises(backends.BackendUnavailable, match="unknown backend 'openvino'"):
+        backends.create("openvino", bundle.load(tiny_bundle))
 
 
 def test_auto_picks_the_first_that_loads(tiny_bundle: Path) -> None:
@@ -51,9 +53,11 @@ def test_backends_agree_on_probabilities(tiny_bundle: Path, tiny_images: Path, b
     x = np.stack([images.fit(f, *size) for f in frames])
     tflite = backends.create("tflite", loaded).predict(x)
     tf = backends.create("tf", loaded).predict(x)
-    assert tflite.shape == tf.shape == (batch, 3)
+    onnx = backends.create("onnx", loaded).predict(x)  # one session, any batch size
+    assert tflite.shape == tf.shape == onnx.shape == (batch, 3)
     np.testing.assert_allclose(tflite.sum(1), 1.0, atol=1e-5)
     np.testing.assert_allclose(tflite, tf, atol=1e-4)
+    np.testing.assert_allclose(tflite, onnx, atol=1e-5)
 
 
 def test_classifier_resizes_frames_of_any_size_to_the_bundle_input(tiny_bundle: Path) -> None:

@@ -17,7 +17,14 @@ def copy(tiny_bundle: Path, tmp_path: Path) -> Path:
 def test_bundle_has_the_designed_files_and_fields(tiny_bundle: Path) -> None:
     loaded = bundle.load(tiny_bundle)
     meta = loaded.meta
-    for name in ("model.json", "labels.txt", "model.tflite", "saved_model/saved_model.pb", "evaluation.json"):
+    for name in (
+        "model.json",
+        "labels.txt",
+        "model.tflite",
+        "saved_model/saved_model.pb",
+        "model.onnx",
+        "evaluation.json",
+    ):
         assert (tiny_bundle / name).exists(), name
     raw = json.loads((tiny_bundle / "model.json").read_text())
     for key in ("name", "version", "created", "architecture", "input", "labels", "metrics", "timings"):

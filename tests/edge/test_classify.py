@@ -14,7 +14,7 @@ def _json_lines(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines()]
 
 
-@pytest.mark.parametrize("backend", ["tflite", "tf"])
+@pytest.mark.parametrize("backend", ["tflite", "tf", "onnx"])
 def test_every_backend_agrees_with_training_time_evaluation(tiny_bundle: Path, tiny_images: Path, backend: str):
     rows = bundle.evaluation(bundle.load(tiny_bundle))
     paths = [tiny_images / row["file"] for row in rows]
@@ -91,3 +91,12 @@ def test_bench_prints_the_designed_figures(tiny_bundle: Path, tmp_path: Path) ->
     assert figures["model_fps"] > 0
     assert figures["pipeline_fps"] > 0
     assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["p99"]
+
+
+def test_bench_runs_a_backend_at_a_batch(tiny_bundle: Path) -> None:
+    result = run_cli(
+        "edge", "bench", "--model", tiny_bundle, "--backend", "onnx", "--batch", "8", "--frames", "16", "--json"
+    )
+    figures = json.loads(result.stdout)
+    assert figures["backend"] == "onnx"
+    assert figures["model_fps"] > 0

@@ -53,6 +53,13 @@ def test_seq_continues_across_restarts(tiny_bundle, video, broker, recorder, tmp
     assert states(recorder) == ["online", "offline", "online", "offline"]
 
 
+def test_runs_on_the_onnx_backend(tiny_bundle, video, broker, recorder, tmp_path) -> None:
+    done = run_edge(tiny_bundle, video, broker.url, tmp_path / "state", 20, "--backend", "onnx")
+    assert done.returncode == 0, done.stderr
+    assert "onnx backend on CPUExecutionProvider" in done.stderr
+    wait_for(lambda: len(seqs(recorder)) >= 20, 10, "20 predictions")
+
+
 def test_killed_device_goes_offline_through_its_last_will(tiny_bundle, video, broker, recorder, tmp_path) -> None:
     edge = start_edge(tiny_bundle, video, broker, tmp_path / "state", "--loop")
     try:

@@ -1,22 +1,25 @@
 """Loading a model runs no code it should not: a bundle's files are checked against model.json just
 before a runtime reads them, a SavedModel's graph holds inference ops only, a TFLite model builtin
-ops only. The hostile models here are real: a SavedModel that writes a file when it is loaded and
-when it serves, and a TFLite model asking for TensorFlow's WriteFile as a Flex op."""
+ops only, an ONNX model ONNX's own ops and no external data. The hostile models here are real: a
+SavedModel that writes a file when it is loaded and when it serves, a TFLite model asking for
+TensorFlow's WriteFile as a Flex op, ONNX models with a custom op or weights read from a file."""
 
 import json
 import shutil
 import tarfile
 from pathlib import Path
 
+import onnx
 import pytest
 import tensorflow as tf
 from tensorflow.core.framework.node_def_pb2 import NodeDef
 from tensorflow.core.protobuf.saved_model_pb2 import SavedModel
 from tensorflow.lite.tools import flatbuffer_utils
 
+from cloud.registry.versions import RegistryError, check_models
 from common import bundle
 from edge import backends
-from edge.backends import graph_check, tflite_ops
+from edge.backends import graph_check, onnx_ops, tflite_ops
 from tests.support.broker import Mosquitto
 from tests.support.device import run_edge
 from tests.support.hostile_models import hostile_bundle
@@ -150,9 +153,9 @@ def _with_cache_member(archive: Path, tmp_path: Path) -> Path:
     return hostile
 
 
-def test_our_own_bundles_load_on_both_backends(tiny_bundle: Path) -> None:
+def test_our_own_bundles_load_on_every_backend(tiny_bundle: Path) -> None:
     loaded = bundle.load(tiny_bundle)
-    for name in ("tf", "tflite"):
+    for name in ("tf", "tflite", "onnx"):
         assert backends.create(name, loaded).name == name
 
 
@@ -168,3 +171,50 @@ def test_edge_run_passes_over_a_remembered_model_it_refuses(
     assert f"not running {flex_bundle}, the model last updated to" in done.stderr
     assert "asks for custom ops FlexWriteFile" in done.stderr
     assert f"at {tiny_bundle}) on" in done.stderr, "it ran --model"
+
+
+def _with_onnx(tiny_bundle: Path, to: Path, model: onnx.ModelProto) -> Path:
+    """The tiny bundle with `model` as its model.onnx, listed with its right sha256."""
+    path = _copy(tiny_bundle, to)
+    (path / bundle.ONNX).write_bytes(model.SerializeToString())
+    bundle.write_meta(path, bundle.read_meta(path))
+    return path
+
+
+def test_an_onnx_model_with_a_custom_op_or_external_data_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    own = onnx.load_from_string((tiny_bundle / bundle.ONNX).read_bytes())
+    assert onnx_ops.problems(own.SerializeToString()) == []
+    custom = onnx.ModelProto()
+    custom.CopyFrom(own)
+    custom.graph.node[0].domain = "com.example"  # a custom op: its kernel comes from a library
+    custom.opset_import.append(onnx.helper.make_opsetid("com.example", 1))
+    external = onnx.ModelProto()
+    external.CopyFrom(own)
+    weights = external.graph.initializer[0]  # read from a file the model names, at load
+    weights.ClearField("raw_data")
+    weights.data_location = onnx.TensorProto.EXTERNAL
+    weights.external_data.add(key="location", value="../../../etc/hostname")
+    for name, model, refusal in [
+        ("custom", custom, r"of custom domain 'com\.example'"),
+        ("external", external, "initializers stored as external data"),
+    ]:
+        path = _with_onnx(tiny_bundle, tmp_path / name, model)
+        with pytest.raises(bundle.BundleError, match=refusal):
+            backends.create("onnx", bundle.load(path))
+        with pytest.raises(RegistryError, match=refusal):
+            check_models(bundle.load(path))
+    path = _copy(tiny_bundle, tmp_path / "garbage")
+    (path / bundle.ONNX).write_bytes(b"\x0f not a protobuf")
+    bundle.write_meta(path, bundle.read_meta(path))
+    with pytest.raises(bundle.BundleError, match="is not an ONNX model"):
+        backends.create("onnx", bundle.load(path))
+
+
+def test_a_model_onnx_changed_after_the_bundle_was_verified_is_refused(tiny_bundle: Path, tmp_path: Path) -> None:
+    path = _copy(tiny_bundle, tmp_path / "b")
+    loaded = bundle.load(path)
+    model = path / bundle.ONNX
+    model.write_bytes(model.read_bytes().replace(b"final_result", b"final_resulT"))
+    with pytest.raises(bundle.BundleError, match=r"model\.onnx does not match its sha256"):
+        backends.create("onnx", loaded)
+    backends.create("tflite", loaded, warm_up=False)  # what LiteRT reads is unchanged
