@@ -8,6 +8,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# pytest-xdist workers: the suite waits on brokers, servers and child processes as much as it computes, so two
+# workers on two cores finish sooner than one. Each test file stays in one worker (its module fixtures start once).
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: install system test unit soak lint format demo bench clean
 
@@ -42,12 +46,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: lint system
-	$(BIN)/python -m pytest -m "not soak"
+	$(PYTEST) -m "not soak"
 
 # Tests marked `services` (tests/conftest.py marks those whose fixtures start one) or `slow` (real trainings,
 # sweeps, the flower photos) are left out; make test runs them all.
 unit: lint
-	$(BIN)/python -m pytest -m "not services and not soak and not slow"
+	$(PYTEST) -m "not services and not soak and not slow"
 
 # The long part of the fault and load suite (minutes): long outages, many kills, a fleet's soak.
 soak: $(STAMP) system
