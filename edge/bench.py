@@ -36,6 +36,7 @@ def model_fps(classifier: Classifier, frames: int, batch: int = 1) -> float:
     meta = classifier.bundle.meta
     frame = np.zeros((batch, meta.input.height, meta.input.width, 3), np.uint8)
     calls = max(1, frames // batch)
+    classifier.backend.predict(frame)  # a new batch size first costs a resize (tflite) or a trace (tf)
     start = time.perf_counter()
     for _ in range(calls):
         classifier.backend.predict(frame)

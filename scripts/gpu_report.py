@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--per-label", type=int, default=60, help="flower photos per label (0: all of them)")
     run.add_argument("--steps", type=int, default=30, help="training steps per sweep run")
     run.add_argument("--frames", type=int, default=200, help="frames per edge bench figure")
+    run.add_argument("--bundle", type=Path, help="a flowers bundle for the edge steps, instead of the sweeps")
     env = sub.add_parser("environment", help="print what this Python offers: TensorFlow, ONNX Runtime, backends")
     env.set_defaults(report=None)
     providers = sub.add_parser("providers", help="time an ONNX model under each ONNX Runtime provider")

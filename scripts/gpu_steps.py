@@ -130,9 +130,11 @@ def _gpu_bundle(sweep: dict[str, Any]) -> Path | None:
 
 
 def _test_images(bundle_dir: Path, images: Path) -> list[str]:
+    """The bundle's test split, those of its photos that are here."""
     from common import bundle
 
-    return [str(images / row["file"]) for row in bundle.evaluation(bundle.load(bundle_dir))]
+    paths = [images / row["file"] for row in bundle.evaluation(bundle.load(bundle_dir))]
+    return [str(path) for path in paths if path.exists()]
 
 
 def _edge_steps(bundle: Path, images: list[str], availability: dict[str, str | None], frames: int) -> list[dict]:
@@ -169,15 +171,19 @@ def run_all(report: dict[str, Any], args: argparse.Namespace) -> None:
     if not FLOWERS.exists():
         steps.append(skipped("sweep", f"{FLOWERS} is absent: no flowers to train on"))
         return
-    images = flowers_subset(args.work / "flowers", args.per_label)
-    sweep = _sweep(MOBILENET[0], MOBILENET[1], images, args, set(availability))
-    steps.append(sweep)
-    inception = sorted(MOBILENET[1].parent.glob(INCEPTION_GLOB))
-    if inception:
-        steps.append(_sweep("inception_v3", inception[0], images, args, set(availability)))
+    if args.bundle:  # a device image without the cloud's libraries: its bundle, trained on the flowers elsewhere
+        steps.append(skipped("sweep", f"--bundle {args.bundle} given"))
+        bundle, images = args.bundle, FLOWERS
     else:
-        steps.append(skipped("sweep inception_v3 cpu,gpu", f"no {INCEPTION_GLOB} in {MOBILENET[1].parent}"))
-    bundle = _gpu_bundle(sweep)
+        images = flowers_subset(args.work / "flowers", args.per_label)
+        sweep = _sweep(MOBILENET[0], MOBILENET[1], images, args, set(availability))
+        steps.append(sweep)
+        inception = sorted(MOBILENET[1].parent.glob(INCEPTION_GLOB))
+        if inception:
+            steps.append(_sweep("inception_v3", inception[0], images, args, set(availability)))
+        else:
+            steps.append(skipped("sweep inception_v3 cpu,gpu", f"no {INCEPTION_GLOB} in {MOBILENET[1].parent}"))
+        bundle = _gpu_bundle(sweep)
     if bundle is None:
         steps.append(skipped("edge", "the sweep trained no bundle"))
         return
