@@ -3,7 +3,8 @@
 # the onnx backend and ONNX Runtime's TensorRT and CUDA providers, TF-TRT where TensorFlow still has it,
 # `edge bench` per backend at batch 1 and 8, and `cloud sweep --device cpu,gpu` on the flower photos
 # (Inception v3 too when its Keras weights are in ../shared/weights/keras). One JSON report, its path printed,
-# a copy in $OUT when set. About five minutes on a datacenter GPU once the venv is installed.
+# a copy in $OUT when set. Sized for under eight minutes on a datacenter GPU once the venv is installed (60
+# photos per label, 30 training steps, 200 bench frames); not yet timed on one.
 #   scripts/gpu-check.sh                  # a venv in $WORK/venv: tensorflow[and-cuda], onnxruntime-gpu from PyPI
 #   GPU_CHECK_PYTHON=/opt/edgeloop/venv/bin/python scripts/gpu-check.sh   # use that Python as it is (a Jetson
 #                                         # image, an offline machine): nothing is installed

@@ -37,5 +37,5 @@ def test_tf_on_the_gpu_labels_the_flowers_test_images_as_on_the_cpu(tmp_path: Pa
     paths = [FLOWERS / row["file"] for row in bundle.evaluation(model)]
     on_gpu = _labels(model.path, paths, {})
     on_cpu = _labels(model.path, paths, {"CUDA_VISIBLE_DEVICES": "-1"})
-    assert len(on_gpu) == len(paths) >= 300
+    assert len(on_gpu) == len(paths) >= 200
     assert sum(a == b for a, b in zip(on_gpu, on_cpu, strict=True)) / len(paths) >= 0.995
