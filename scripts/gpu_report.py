@@ -159,14 +159,18 @@ def main(argv: list[str] | None = None) -> int:
         paths = write(report, args.report)
         print(f"gpu-check: {gpu['reason']}; report: {', '.join(map(str, paths))}", file=sys.stderr)
         return NO_GPU_EXIT
-    if args.command == "run":
-        from gpu_steps import run_all
+    if args.command == "probe":  # replaced by `run`'s report, unless the install before it fails
+        report["reason"] = "a GPU is here, but the steps did not run: gpu-check.sh stopped before them"
+        write(report, args.report)
+        print(f"gpu-check: {', '.join(gpu['devices'])} (by {gpu['via']})")
+        return 0
+    from gpu_steps import run_all
 
-        run_all(report, args)
+    run_all(report, args)
     finish(report)
     paths = write(report, args.report)
     print(f"gpu-check: {'ok' if report['ok'] else report['reason']}; report: {', '.join(map(str, paths))}")
-    return 0 if report["ok"] or args.command == "probe" else 1
+    return 0 if report["ok"] else 1
 
 
 if __name__ == "__main__":
