@@ -27,16 +27,17 @@ def add_parser(subparsers: SubParsers) -> None:
     p.add_argument("--source", help="video source for the pipeline figure (default: a synthetic frame)")
     p.add_argument("--frames", type=int, default=500, help="frames per measurement (default: 500)")
     p.add_argument("--backend", default="auto", choices=["auto", *backends.REGISTRY], help="default: auto")
-    p.add_argument("--batch", type=int, default=1, help="frames per call for model_fps (default: 1)")
+    p.add_argument("--batch", type=int, default=1, help="frames per inference call for model_fps (default: 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=main)
 
 
 def model_fps(classifier: Classifier, frames: int, batch: int = 1) -> float:
+    """Frames/s of the backend alone, `batch` frames per call (the multi-camera pipeline batches)."""
     meta = classifier.bundle.meta
     frame = np.zeros((batch, meta.input.height, meta.input.width, 3), np.uint8)
-    classifier.backend.predict(frame)  # a new batch size may plan or build anew: not part of the figure
     calls = max(1, frames // batch)
+    classifier.backend.predict(frame)  # a new batch size first costs a resize (tflite) or a trace (tf)
     start = time.perf_counter()
     for _ in range(calls):
         classifier.backend.predict(frame)
@@ -70,11 +71,12 @@ def pipeline_figures(classifier: Classifier, source: str | None, frames: int) ->
 def main(args: argparse.Namespace) -> int:
     classifier = Classifier(bundle.load(args.model), args.backend)
     if args.batch < 1:
-        raise SystemExit("--batch must be 1 or more")
+        raise SystemExit(f"--batch must be at least 1, not {args.batch}")
     fps = model_fps(classifier, args.frames, args.batch)
     pipeline_fps, latencies = pipeline_figures(classifier, args.source, args.frames)
     result: dict[str, Any] = {
         "backend": classifier.backend.name,
+        "batch": args.batch,
         "model_fps": round(fps, 1),
         "pipeline_fps": round(pipeline_fps, 1),
         "latency_ms": {

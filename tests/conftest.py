@@ -1,5 +1,6 @@
 """Shared fixtures: data the tests make, a small trained bundle, the services a test starts (a broker,
-PostgreSQL), and the `services` marker on every test that needs one (`make unit` leaves them out)."""
+PostgreSQL), the `services` marker on every test that needs one (`make unit` leaves them out), and the skip of
+the `gpu` tests, with the reason, where there is no GPU."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.support.data import COLOURS, TINY_ARCHITECTURE, calibrated_weights, synthetic_image, write_dataset
+from tests.support.gpu import gpu_missing
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,6 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         on_postgres = callspec is not None and callspec.params.get("db_url") == "postgresql"
         if on_postgres or SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.services)
+        if item.get_closest_marker("gpu") and (reason := gpu_missing()):
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -84,10 +84,10 @@ def test_bench_prints_the_designed_figures(tiny_bundle: Path, tmp_path: Path) ->
     from tests.support.data import write_video
 
     video = write_video(tmp_path / "v.avi", frames=10)
-    result = run_cli("edge", "bench", "--model", tiny_bundle, "--source", video, "--frames", "30", "--json")
-    figures = json.loads(result.stdout)
-    assert set(figures) == {"backend", "model_fps", "pipeline_fps", "latency_ms"}
-    assert figures["backend"] == "tflite"
+    args = ["--model", tiny_bundle, "--source", video, "--frames", "30", "--batch", "8", "--json"]
+    figures = json.loads(run_cli("edge", "bench", *args).stdout)
+    assert set(figures) == {"backend", "batch", "model_fps", "pipeline_fps", "latency_ms"}
+    assert (figures["backend"], figures["batch"]) == ("tflite", 8)
     assert figures["model_fps"] > 0
     assert figures["pipeline_fps"] > 0
     assert 0 < figures["latency_ms"]["p50"] <= figures["latency_ms"]["p99"]
