@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -112,7 +113,7 @@ class Database:
             cursor = self._conn.cursor()
             cursor.execute(self._begin)
             try:
-                yield Cursor(cursor, self._sql)
+                yield Cursor(cursor, self._sql, self.dialect)
             except BaseException:
                 try:
                     cursor.execute("ROLLBACK")
@@ -126,7 +127,7 @@ class Database:
         """A cursor on a reader connection of the pool, never the writer's. A read transaction it
         begins (BEGIN) and leaves open ends here, so the next reader starts from the last commit."""
         with self._readers.connection() as conn:
-            yield Cursor(conn.cursor(), self._sql)
+            yield Cursor(conn.cursor(), self._sql, self.dialect)
             if in_transaction(conn):
                 conn.execute("ROLLBACK")
 
@@ -229,13 +230,14 @@ def _statements(insert: str, rows: Sequence[Sequence[Any]], tail: str) -> Iterat
         chunk = rows[start : start + size]
         start += size
         row = "(" + ", ".join("?" * len(chunk[0])) + ")"
-        yield f"{insert} VALUES {', '.join([row] * size)} {tail}", [v for r in chunk for v in r]
+        yield f"{insert} VALUES {', '.join([row] * size)} {tail}", list(chain.from_iterable(chunk))
 
 
 class Cursor:
-    def __init__(self, cursor: Any, translate) -> None:
+    def __init__(self, cursor: Any, translate, dialect: str) -> None:
         self._cursor = cursor
         self._translate = translate
+        self.dialect = dialect
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._cursor.execute(self._translate(sql), params)
@@ -253,14 +255,30 @@ class Cursor:
         and fights the MQTT thread for it. Returns the rows inserted."""
         return sum(self.execute(sql, params) for sql, params in _statements(insert, rows, conflict))
 
-    def insert_returning(self, insert: str, rows: Sequence[Sequence[Any]], tail: str) -> list[tuple]:
-        """As insert_rows, with `tail` ending in a RETURNING clause: what it returns of each row inserted
-        (a row that ON CONFLICT DO NOTHING skipped returns nothing)."""
-        returned: list[tuple] = []
-        for sql, params in _statements(insert, rows, tail):
-            self.execute(sql, params)
-            returned += self._cursor.fetchall()
-        return returned
+    def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> Sequence[tuple]:
+        """Insert the rows that the table's unique keys do not already hold (ON CONFLICT DO NOTHING, a row
+        repeated in `rows` inserted once); returns those inserted, in `columns`' order. When every row went in,
+        that is `rows` itself: no RETURNING clause, which costs SQLite more than the insert. Otherwise they are
+        read back: on SQLite by rowid (a new row's is above every row there before it, and the transaction
+        holds the write lock), on PostgreSQL by inserting again from a savepoint with RETURNING."""
+        insert, names = f"INSERT INTO {table} ({', '.join(columns)})", ", ".join(columns)
+        if self.dialect == "sqlite":
+            self.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}")
+            (before,) = self.fetchall()[0]
+            if self.insert_rows(insert, rows, "ON CONFLICT DO NOTHING") == len(rows):
+                return rows
+            self.execute(f"SELECT {names} FROM {table} WHERE rowid > ? ORDER BY rowid", (before,))
+            return self.fetchall()
+        self.execute("SAVEPOINT insert_new")
+        if self.insert_rows(insert, rows, "ON CONFLICT DO NOTHING") < len(rows):
+            self.execute("ROLLBACK TO SAVEPOINT insert_new")
+            returned: list[tuple] = []
+            for sql, params in _statements(insert, rows, f"ON CONFLICT DO NOTHING RETURNING {names}"):
+                self.execute(sql, params)
+                returned += self._cursor.fetchall()
+            rows = returned
+        self.execute("RELEASE SAVEPOINT insert_new")
+        return rows
 
     def fetchall(self) -> list[tuple]:
         return self._cursor.fetchall()
