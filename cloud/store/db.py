@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
@@ -212,12 +213,12 @@ def _use_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.05)
 
 
-ROWS_PER_INSERT = 512  # 12 columns: far below SQLite's 32766 and psycopg's 65535 parameters
+ROWS_PER_INSERT = 512  # 12 columns: far below SQLite's 32766 parameters
 
 
 def _statement_sizes(n: int) -> list[int]:
-    """Full statements, then the rest in powers of two: a handful of distinct statements that the
-    drivers' statement caches keep, where one per batch size filled SQLite's with 128 big ones."""
+    """Full statements, then the rest in powers of two: a handful of distinct statements that
+    SQLite's statement cache keeps, where one per batch size filled it with 128 big ones."""
     rest = n % ROWS_PER_INSERT
     return [ROWS_PER_INSERT] * (n // ROWS_PER_INSERT) + [
         1 << b for b in reversed(range(rest.bit_length())) if rest >> b & 1
@@ -238,6 +239,7 @@ class Cursor:
         self._cursor = cursor
         self._translate = translate
         self.dialect = dialect
+        self._staged: set[str] = set()  # PostgreSQL: the staging tables this transaction filled
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         self._cursor.execute(self._translate(sql), params)
@@ -249,11 +251,35 @@ class Cursor:
         self._cursor.executemany(self._translate(sql), rows)
         return self._cursor.rowcount
 
-    def insert_rows(self, insert: str, rows: Sequence[Sequence[Any]], conflict: str = "") -> int:
-        """`insert` is `INSERT INTO t (columns)`; the rows go in multi-row VALUES statements, each of
-        which SQLite runs with the GIL released once, where executemany takes it back for every row
-        and fights the MQTT thread for it. Returns the rows inserted."""
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: str = "") -> int:
+        """Insert the rows (values in `columns`' order), `conflict` the ON CONFLICT clause, if any; returns the
+        rows inserted. SQLite takes them in multi-row VALUES statements, each run with the GIL released once
+        (executemany takes it back for every row, and fights the MQTT thread for it). PostgreSQL takes them
+        through COPY into a staging table and one INSERT … SELECT from it: psycopg parses a statement of
+        thousands of placeholders in Python each time (it caches none past 50), slower than the server runs it."""
+        if not rows:
+            return 0
+        names = ", ".join(columns)
+        insert = f"INSERT INTO {table} ({names})"
+        if self.dialect == "postgresql":
+            return self.execute(f"{insert} SELECT {names} FROM {self._stage(table, columns, rows)} {conflict}")
         return sum(self.execute(sql, params) for sql, params in _statements(insert, rows, conflict))
+
+    def _stage(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+        """`rows` in a temporary table of this session with `columns` of `table` (their types, no constraints),
+        emptied at each commit, through COPY; returns its name. Created in the transaction, if it is missing: a
+        rolled-back one takes it away again."""
+        names = ", ".join(columns)
+        staging = f"staged_{table}_{zlib.crc32(names.encode()):08x}"
+        self._cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS "
+                             f"AS SELECT {names} FROM {table} WITH NO DATA")  # fmt: skip
+        if staging in self._staged:
+            self._cursor.execute(f"TRUNCATE {staging}")
+        self._staged.add(staging)
+        with self._cursor.copy(f"COPY {staging} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return staging
 
     def insert_new(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> Sequence[tuple]:
         """Insert the rows that the table's unique keys do not already hold (ON CONFLICT DO NOTHING, a row
@@ -261,22 +287,23 @@ class Cursor:
         that is `rows` itself: no RETURNING clause, which costs SQLite more than the insert. Otherwise they are
         read back: on SQLite by rowid (a new row's is above every row there before it, and the transaction
         holds the write lock), on PostgreSQL by inserting again from a savepoint with RETURNING."""
-        insert, names = f"INSERT INTO {table} ({', '.join(columns)})", ", ".join(columns)
+        ignore, names = "ON CONFLICT DO NOTHING", ", ".join(columns)
         if self.dialect == "sqlite":
             self.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}")
             (before,) = self.fetchall()[0]
-            if self.insert_rows(insert, rows, "ON CONFLICT DO NOTHING") == len(rows):
+            if self.insert_rows(table, columns, rows, ignore) == len(rows):
                 return rows
             self.execute(f"SELECT {names} FROM {table} WHERE rowid > ? ORDER BY rowid", (before,))
             return self.fetchall()
+        if not rows:
+            return rows
+        staging = self._stage(table, columns, rows)
+        insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {ignore}"
         self.execute("SAVEPOINT insert_new")
-        if self.insert_rows(insert, rows, "ON CONFLICT DO NOTHING") < len(rows):
+        if self.execute(insert) < len(rows):
             self.execute("ROLLBACK TO SAVEPOINT insert_new")
-            returned: list[tuple] = []
-            for sql, params in _statements(insert, rows, f"ON CONFLICT DO NOTHING RETURNING {names}"):
-                self.execute(sql, params)
-                returned += self._cursor.fetchall()
-            rows = returned
+            self.execute(f"{insert} RETURNING {names}")
+            rows = self.fetchall()
         self.execute("RELEASE SAVEPOINT insert_new")
         return rows
 

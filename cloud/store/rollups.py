@@ -17,8 +17,8 @@ from cloud.store.schema import LOW, WIDTHS
 COLUMNS = ("device_id", "seq", "ts", "camera", "model_name", "model_version", "label", "score", "infer_ms", "total_ms")
 Stored = tuple[Any, ...]
 
-_INSERT = """INSERT INTO prediction_rollups (device_id, width, bucket, camera, model_name, model_version, label,
-    predictions, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum)"""
+_COLUMNS = ("device_id", "width", "bucket", "camera", "model_name", "model_version", "label", "predictions",
+            "score_sum", "low", "first_ts", "last_ts", "infer_ms_sum", "total_ms_sum")  # fmt: skip
 _ADD = """ON CONFLICT (device_id, width, bucket, camera, model_name, model_version, label) DO UPDATE SET
     predictions = prediction_rollups.predictions + excluded.predictions,
     score_sum = prediction_rollups.score_sum + excluded.score_sum,
@@ -51,7 +51,7 @@ def add(cur: Cursor, stored: Iterable[Stored]) -> None:
         _fold(minutes, (device_id, ten // (MINUTE // TEN), *group), *sums)
     rows = [(key[0], TEN, *key[1:], *sums) for key, sums in tens.items()]
     rows += [(key[0], MINUTE, *key[1:], *sums) for key, sums in minutes.items()]
-    cur.insert_rows(_INSERT, sorted(rows), _ADD)
+    cur.insert_rows("prediction_rollups", _COLUMNS, sorted(rows), _ADD)
 
 
 def _sums(rows: list[Stored]) -> list:

@@ -180,8 +180,8 @@ def test_the_migration_fills_counters_and_minutes_from_stored_rows(
     rows = [row("cam-1", seq, ts, LABELS[seq % 3], 0.2 * (seq % 5), "1") for seq, ts in enumerate(boundaries, 10)]
     rows += [row("cam-2", seq, BASE + seq, "daisy", 0.9, "2") for seq in (1, 2, 5)]
     with old.transaction() as cur:
-        cur.insert_rows("INSERT INTO predictions (device_id, seq, ts, model_name, model_version, label, score, "
-                        "infer_ms, total_ms, top_k, received)", [r[:3] + r[4:] for r in rows])  # fmt: skip
+        cur.insert_rows("predictions", ("device_id", "seq", "ts", "model_name", "model_version", "label", "score",
+                        "infer_ms", "total_ms", "top_k", "received"), [r[:3] + r[4:] for r in rows])  # fmt: skip
         cur.execute("INSERT INTO devices (device_id, last_seen) VALUES ('cam-1', 1), ('cam-2', 1), ('cam-3', 1)")
         cur.execute(
             "INSERT INTO samples (id, device_id, seq, ts, received, model_name, model_version, predicted, score, "
