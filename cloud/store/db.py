@@ -32,6 +32,9 @@ BUSY_TIMEOUT_S = 30
 # SQLite's page cache of the writing connection (its default is 2 MiB): the pages each batch's inserts touch
 # (the table's end, and each device's place in the indexes) stay in it, ~10 % less writer time per prediction.
 WRITER_CACHE_KIB = 64 * 1024
+# A new SQLite file's page size (SQLite's default is 4 KiB): a batch's commit writes, and its checkpoint copies,
+# a quarter as many pages, and its inserts split fewer: ~10 % less writer time per prediction.
+PAGE_SIZE = 16 * 1024
 
 
 class Database:
@@ -51,6 +54,7 @@ class Database:
             self._path = path
             self._begin = "BEGIN IMMEDIATE"  # the write lock up front: another instance's writer is waited for
             self._conn = self._connect_sqlite()
+            self._conn.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new file's; an existing one keeps its own
             _use_wal(self._conn)
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
