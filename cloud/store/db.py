@@ -263,14 +263,16 @@ class Cursor:
         """Insert the rows (values in `columns`' order), `conflict` the ON CONFLICT clause, if any; returns the
         rows inserted. SQLite takes them in multi-row VALUES statements, each run with the GIL released once
         (executemany takes it back for every row, and fights the MQTT thread for it). PostgreSQL takes them
-        through COPY into a staging table and one INSERT … SELECT from it: psycopg parses a statement of
-        thousands of placeholders in Python each time (it caches none past 50), slower than the server runs it."""
+        through COPY into a staging table and one INSERT … SELECT from it, in the order of the columns (rows that
+        two instances both write are locked in one order): psycopg parses a statement of thousands of
+        placeholders in Python each time (it caches none past 50), slower than the server runs it."""
         if not rows:
             return 0
         names = ", ".join(columns)
         insert = f"INSERT INTO {table} ({names})"
         if self.dialect == "postgresql":
-            return self.execute(f"{insert} SELECT {names} FROM {self._stage(table, columns, rows)} {conflict}")
+            staging = self._stage(table, columns, rows)
+            return self.execute(f"{insert} SELECT {names} FROM {staging} ORDER BY {names} {conflict}")
         return sum(self.execute(sql, params) for sql, params in _statements(insert, rows, conflict))
 
     def _stage(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -306,7 +308,7 @@ class Cursor:
         if not rows:
             return rows
         staging = self._stage(table, columns, rows)
-        insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {ignore}"
+        insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {ignore}"  # as given: a repeat's first
         self.execute("SAVEPOINT insert_new")
         if self.execute(insert) < len(rows):
             self.execute("ROLLBACK TO SAVEPOINT insert_new")
