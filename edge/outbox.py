@@ -61,6 +61,9 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         if "seq" not in {row[1] for row in self._db.execute("PRAGMA table_info(messages)")}:
             self._db.execute("ALTER TABLE messages ADD COLUMN seq INTEGER")  # an outbox from before batching
+        # Kept with each commit: counting a backlog's rows costs ms each time (a full scan), and every append
+        # and every poll of the depth would pay it.
+        self._rows = self._count()
 
     def counter(self, name: str) -> int:
         with self._lock:
@@ -71,15 +74,17 @@ class Outbox:
         """Store messages (topic, payload, qos, seq or None) and counter values in one transaction; returns
         how many old ones were dropped."""
         now = time.time()
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT INTO messages (topic, payload, qos, created, seq) VALUES (?, ?, ?, ?, ?)",
-                [(topic, payload, qos, now, seq) for topic, payload, qos, seq in messages],
-            )
-            for name, value in (counters or {}).items():
-                self._set(name, value)
-            dropped = self._enforce_bounds(now, len(messages))
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT INTO messages (topic, payload, qos, created, seq) VALUES (?, ?, ?, ?, ?)",
+                    [(topic, payload, qos, now, seq) for topic, payload, qos, seq in messages],
+                )
+                for name, value in (counters or {}).items():
+                    self._set(name, value)
+                dropped = self._enforce_bounds(now, len(messages))
+            self._rows += len(messages) - dropped
         if dropped and self._disk_low():
             with self._lock:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # give the WAL's space back
@@ -101,7 +106,7 @@ class Outbox:
 
     def _enforce_bounds(self, now: float, added: int) -> int:
         dropped = self._db.execute("DELETE FROM messages WHERE created < ?", (now - self.max_age_s,)).rowcount
-        excess = self._count() - self.max_messages
+        excess = self._rows + added - dropped - self.max_messages
         if self._disk_low():
             excess = max(excess, added)
         if excess > 0:
@@ -134,13 +139,15 @@ class Outbox:
                 ranges[-1][1] = i
             else:
                 ranges.append([i, i])
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany("DELETE FROM messages WHERE id BETWEEN ? AND ?", ranges)
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN")
+                deleted = self._db.executemany("DELETE FROM messages WHERE id BETWEEN ? AND ?", ranges).rowcount
+            self._rows -= deleted
 
     def __len__(self) -> int:
         with self._lock:
-            return self._count()
+            return self._rows
 
     def close(self) -> None:
         with self._lock:

@@ -1,8 +1,9 @@
 """MQTT ingest: a persistent session (clean start off, session expiry set) at QoS 1, with paho's
 manual acknowledgement: a message is acknowledged only after the batch holding it is committed,
 so an aggregator killed at any moment loses nothing and, restarted, receives what it missed.
-Throughput comes from batching commits, never from acknowledging early. With a group name,
-instances share the load through an MQTT v5 shared subscription.
+Throughput comes from batching commits, never from acknowledging early: one thread parses the next
+batch while another commits the last one (the database drivers let go of the GIL while they work).
+With a group name, instances share the load through an MQTT v5 shared subscription.
 
 Samples take another way to the writer: the quotas admit or refuse each on arrival, before any work
 is spent on it, and a small pool checks the admitted ones, so the writer only ever stores checked
@@ -11,6 +12,7 @@ samples and a device's JPEGs never hold up another device's predictions."""
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -84,6 +86,10 @@ class Ingest:
         self._client = make_client(address, client_id, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
+        # parsed batches and their messages' (mid, qos), handed from the batcher to the writer: one waits
+        # while the writer commits another, so a batch is acknowledged at most two commits after it arrived
+        self._parsed: queue.Queue[tuple[writer.Batch, list[tuple[int, int]]]] = queue.Queue(maxsize=1)
+        self._batcher = threading.Thread(target=self._gather, name="ingest-batcher", daemon=True)
         self._writer = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
 
     def subscriptions(self) -> list[tuple[str, int]]:
@@ -103,11 +109,13 @@ class Ingest:
         props.MaximumPacketSize = 2 * largest + PACKET_HEADROOM
         self._client.connect_async(self.address.host, self.address.port, 30, clean_start=False, properties=props)
         self._client.loop_start()
+        self._batcher.start()
         self._writer.start()
 
     def stop(self) -> None:
         self._stop.set()
         self._checks.shutdown(cancel_futures=True)  # unacknowledged: the broker sends them again
+        self._batcher.join(timeout=30)
         self._writer.join(timeout=30)
         self._client.disconnect()
         self._client.loop_stop()
@@ -259,12 +267,27 @@ class Ingest:
             days = self.retention.prediction_days
             log.warning("refused %d predictions captured more than %g days ago (from %s)", len(refused), days, devices)
 
-    def _run(self) -> None:
+    def _gather(self) -> None:
+        """The batcher: parses the next batch while the writer commits the last one."""
         while not self._stop.is_set():
             batch, acks = self._next_batch()
             if not acks:
                 continue
             self._refuse_too_old(batch)
+            while not self._stop.is_set():  # stopping: left unacknowledged, the broker sends them again
+                try:
+                    self._parsed.put((batch, acks), timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def _run(self) -> None:
+        """The writer: commits each parsed batch, then acknowledges its messages."""
+        while not self._stop.is_set():
+            try:
+                batch, acks = self._parsed.get(timeout=0.2)
+            except queue.Empty:
+                continue
             if len(batch):
                 self._commit(batch)
                 self.metrics.observe(prediction_store.figures(batch.predictions))

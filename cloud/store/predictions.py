@@ -2,12 +2,15 @@
 cloud.store.windows). A prediction waits in a batch as a plain tuple of plain values,
 the one layout below, because the garbage collector stops tracking such a tuple (not a named tuple's
 instance), while thousands of pydantic models waiting in a batch made collections cost more than the
-parsing itself. Nothing outside this module indexes one."""
+parsing itself. Nothing outside this module indexes one but the rollups, which read its first columns
+(rollups.COLUMNS)."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, Final
 
 from pydantic_core import to_json
@@ -15,21 +18,24 @@ from pydantic_core import to_json
 from cloud.store import cameras, devices, rollups
 from cloud.store.db import Cursor
 
-_COLUMNS = ("device_id", "seq", "ts", "model_name", "model_version", "label", "score", "top_k", "infer_ms",
-            "total_ms", "received", "camera")  # fmt: skip
-Row = tuple[str, int, float, str, str, str, float, str, float, float, float, str | None]
+# The rollups' columns first: a stored row is what rollups.add reads, as it is.
+_COLUMNS = (*rollups.COLUMNS, "top_k", "received")
+Row = tuple[str, int, float, str | None, str, str, str, float, float, float, str, float]
 _DEVICE: Final = 0  # positions in _COLUMNS
 _TS: Final = 2
-_MODEL_NAME: Final = 3
-_MODEL_VERSION: Final = 4
-_SCORE: Final = 6
+_CAMERA: Final = 3
+_MODEL_NAME: Final = 4
+_MODEL_VERSION: Final = 5
+_SCORE: Final = 7
 _INFER_MS: Final = 8
 _TOTAL_MS: Final = 9
-_RECEIVED: Final = 10
+_RECEIVED: Final = 11
+_device = itemgetter(_DEVICE)
+_key = itemgetter(_DEVICE, 1)  # (device_id, seq): what a device's predictions are stored once by
+assert [_COLUMNS[i] for i in (_CAMERA, _MODEL_NAME, _SCORE, _INFER_MS, _TOTAL_MS, _RECEIVED)] == [
+    "camera", "model_name", "score", "infer_ms", "total_ms", "received"
+]  # fmt: skip
 
-_INSERT = f"INSERT INTO predictions ({', '.join(_COLUMNS)})"
-# No conflict target: the unique key is (device_id, seq) on SQLite, (device_id, seq, ts) on PostgreSQL's partitions.
-_RETURNING = f"ON CONFLICT DO NOTHING RETURNING {', '.join(rollups.COLUMNS)}"
 # One batch of the oldest rows, through the index on ts (SQLite: PostgreSQL drops whole days).
 _DELETE_BEFORE = "DELETE FROM predictions WHERE rowid IN (SELECT rowid FROM predictions WHERE ts < ? LIMIT ?)"
 
@@ -39,8 +45,8 @@ def prediction_row(device_id: str, p: dict[str, Any], received: float) -> Row:
     values it is stored as, taken as soon as it arrives."""
     top_k = p["top_k"]
     best, model, latency = top_k[0], p["model"], p["latency_ms"]
-    return (device_id, p["seq"], p["ts"], model["name"], model["version"], best["label"], best["score"],
-            to_json(top_k).decode(), latency["infer"], latency["total"], received, p.get("camera"))  # fmt: skip
+    return (device_id, p["seq"], p["ts"], p.get("camera"), model["name"], model["version"], best["label"],
+            best["score"], latency["infer"], latency["total"], to_json(top_k).decode(), received)  # fmt: skip
 
 
 def captured(row: Row) -> float:
@@ -61,17 +67,21 @@ def figures(rows: Sequence[Row]) -> list[tuple[str, float, float, float, float, 
 def insert(cur: Cursor, rows: Sequence[Row], received: float) -> int:
     """Store each row once per (device_id, seq); in the same transaction, add the rows stored (not the
     duplicates) to their devices' and cameras' counters and to the rollups, and mark each device seen at
-    `received` with the model of its newest prediction. Returns the rows stored (the rest were there already)."""
-    stored = cur.insert_returning(_INSERT, rows, _RETURNING)
+    `received` with the model of its newest prediction. Returns the rows stored (the rest were there already).
+    The rows go in by device and seq: each device's run of them lands on the same few index pages."""
+    rows = sorted(rows, key=_key)
+    stored = cur.insert_new("predictions", _COLUMNS, rows)
+    if stored is not rows:
+        stored = sorted(stored, key=_key)
     devices.touch(cur, _seen(rows, stored), received)
     cameras.touch(cur, _by_camera(stored), received)
     rollups.add(cur, stored)
     return len(stored)
 
 
-def _by_camera(stored: Sequence[rollups.Stored]) -> Counter[tuple[str, str]]:
+def _by_camera(stored: Sequence[Row]) -> Counter[tuple[str, str]]:
     """The rows stored of each named camera, by (device id, camera)."""
-    return Counter((device_id, camera) for device_id, _seq, _ts, camera, *_ in stored if camera is not None)
+    return Counter((row[_DEVICE], row[_CAMERA]) for row in stored if row[_CAMERA] is not None)
 
 
 def delete_before(cur: Cursor, before: float, limit: int) -> int:
@@ -80,21 +90,16 @@ def delete_before(cur: Cursor, before: float, limit: int) -> int:
     return cur.execute(_DELETE_BEFORE, (before, limit))
 
 
-def _seen(rows: Sequence[Row], stored: Sequence[rollups.Stored]) -> list[devices.Seen]:
-    """Each device of the batch, in id order: the model of its newest row and what its counters gain."""
-    latest: dict[str, Row] = {}
-    arrived: Counter[str] = Counter()
-    for row in rows:
-        arrived[row[_DEVICE]] += 1
-        if row[_DEVICE] not in latest or row[_TS] > latest[row[_DEVICE]][_TS]:
-            latest[row[_DEVICE]] = row
-    seqs: dict[str, list[int]] = defaultdict(list)
-    for device_id, seq, *_ in stored:
-        seqs[device_id].append(seq)
+def _seen(rows: Sequence[Row], stored: Sequence[Row]) -> list[devices.Seen]:
+    """Each device of the batch, in id order (both sorted by device and seq): the model of its newest row
+    and what its counters gain."""
+    new = {device_id: list(group) for device_id, group in groupby(stored, _device)}
     seen = []
-    for device_id, row in sorted(latest.items()):
-        new = seqs[device_id]
-        first, last = (min(new), max(new)) if new else (None, None)
-        seen.append(devices.Seen(device_id, row[_MODEL_NAME], row[_MODEL_VERSION], len(new), first, last,
-                                 arrived[device_id] - len(new)))  # fmt: skip
+    for device_id, group in groupby(rows, _device):
+        arrived = list(group)
+        newest = max(arrived, key=itemgetter(_TS))
+        mine = new.get(device_id, ())
+        first, last = (mine[0][1], mine[-1][1]) if mine else (None, None)
+        seen.append(devices.Seen(device_id, newest[_MODEL_NAME], newest[_MODEL_VERSION], len(mine), first, last,
+                                 len(arrived) - len(mine)))  # fmt: skip
     return seen

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from cloud.store.db import Cursor
 from cloud.store.schema import LOW, WIDTHS
 
-# What the writer hands over of each stored row, in this order (as its INSERT … RETURNING gives them).
+# What a stored row begins with, in this order (the predictions module's rows do; what follows is not read here).
 COLUMNS = ("device_id", "seq", "ts", "camera", "model_name", "model_version", "label", "score", "infer_ms", "total_ms")
-Stored = tuple[str, int, float, str | None, str, str, str, float, float, float]
+Stored = tuple[Any, ...]
 
-_INSERT = """INSERT INTO prediction_rollups (device_id, width, bucket, camera, model_name, model_version, label,
-    predictions, score_sum, low, first_ts, last_ts, infer_ms_sum, total_ms_sum)"""
+_COLUMNS = ("device_id", "width", "bucket", "camera", "model_name", "model_version", "label", "predictions",
+            "score_sum", "low", "first_ts", "last_ts", "infer_ms_sum", "total_ms_sum")  # fmt: skip
 _ADD = """ON CONFLICT (device_id, width, bucket, camera, model_name, model_version, label) DO UPDATE SET
     predictions = prediction_rollups.predictions + excluded.predictions,
     score_sum = prediction_rollups.score_sum + excluded.score_sum,
@@ -50,12 +51,12 @@ def add(cur: Cursor, stored: Iterable[Stored]) -> None:
         _fold(minutes, (device_id, ten // (MINUTE // TEN), *group), *sums)
     rows = [(key[0], TEN, *key[1:], *sums) for key, sums in tens.items()]
     rows += [(key[0], MINUTE, *key[1:], *sums) for key, sums in minutes.items()]
-    cur.insert_rows(_INSERT, sorted(rows), _ADD)
+    cur.insert_rows("prediction_rollups", _COLUMNS, sorted(rows), _ADD)
 
 
 def _sums(rows: list[Stored]) -> list:
     """One bucket's sums from its rows, column by column (builtins over columns, not a step per row)."""
-    _device, _seq, ts, _camera, _name, _version, _label, score, infer_ms, total_ms = zip(*rows, strict=True)
+    _device, _seq, ts, _camera, _name, _version, _label, score, infer_ms, total_ms, *_ = zip(*rows, strict=True)
     return [len(rows), sum(score), sum(s < LOW for s in score), min(ts), max(ts), sum(infer_ms), sum(total_ms)]
 
 

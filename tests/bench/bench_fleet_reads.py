@@ -75,7 +75,7 @@ class Fleet:
                 label = LABELS[(seq + i) % 5 if seq % 3 else 0]
                 top_k = f'[{{"label":"{label}","score":{score:.3f}}}]'
                 latency = (8.0 + seq % 9, 20.0 + seq % 13)
-                pending.append((device_id, seq, ts, "flowers", "1", label, score, top_k, *latency, ts, None))
+                pending.append((device_id, seq, ts, None, "flowers", "1", label, score, *latency, top_k, ts))
                 if len(pending) == BATCH:
                     n += self._write(pending)
                     pending = []

@@ -94,7 +94,7 @@ class WireFleet(Fleet):
         return rate
 
     def _write(self, rows: list) -> int:
-        for device_id, seq, ts, name, version, label, score, _, infer, total, _ in rows:
+        for device_id, seq, ts, _, name, version, label, score, infer, total, _, _ in rows:
             self.pending[device_id].append(
                 protocol.Prediction(
                     device_id=device_id, seq=seq, ts=ts, model=protocol.ModelRef(name=name, version=version),

@@ -33,7 +33,7 @@ LIVE_EVERY_S = 0.02
 
 
 def row(device_id: str, seq: int, ts: float) -> tuple:
-    return (device_id, seq, ts, "flowers", "1", "daisy", 0.9, '[{"label":"daisy","score":0.9}]', 8.0, 20.0, ts)
+    return (device_id, seq, ts, None, "flowers", "1", "daisy", 0.9, 8.0, 20.0, '[{"label":"daisy","score":0.9}]', ts)
 
 
 def fill(db: Database, rows: int, devices: int, now: float) -> float:

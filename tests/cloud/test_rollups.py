@@ -142,7 +142,7 @@ def test_counters_and_rollups_equal_a_full_scan(store, tmp_path: Path, batches, 
             first_copy.setdefault((r[0], r[1]), r)
             sent[r[0]] += 1
     raw = scan(store, device_ids)
-    assert sorted(raw) == sorted((r[0], r[1], r[2], r[4], r[5], r[6], r[8], r[9], r[11]) for r in first_copy.values())
+    assert sorted(raw) == sorted((r[0], r[1], r[2], r[5], r[6], r[7], r[8], r[9], r[3]) for r in first_copy.values())
 
     fleet = {d.device_id: d for d in device_store.fleet(store) if d.device_id in device_ids}
     for device_id in {r[0] for r in raw}:
@@ -180,8 +180,8 @@ def test_the_migration_fills_counters_and_minutes_from_stored_rows(
     rows = [row("cam-1", seq, ts, LABELS[seq % 3], 0.2 * (seq % 5), "1") for seq, ts in enumerate(boundaries, 10)]
     rows += [row("cam-2", seq, BASE + seq, "daisy", 0.9, "2") for seq in (1, 2, 5)]
     with old.transaction() as cur:
-        cur.insert_rows("INSERT INTO predictions (device_id, seq, ts, model_name, model_version, label, score, top_k, "
-                        "infer_ms, total_ms, received)", [r[:11] for r in rows])  # fmt: skip
+        cur.insert_rows("predictions", ("device_id", "seq", "ts", "model_name", "model_version", "label", "score",
+                        "infer_ms", "total_ms", "top_k", "received"), [r[:3] + r[4:] for r in rows])  # fmt: skip
         cur.execute("INSERT INTO devices (device_id, last_seen) VALUES ('cam-1', 1), ('cam-2', 1), ('cam-3', 1)")
         cur.execute(
             "INSERT INTO samples (id, device_id, seq, ts, received, model_name, model_version, predicted, score, "

@@ -12,6 +12,7 @@ from cloud.store import connect
 from cloud.store.db import ROWS_PER_INSERT, _statement_sizes
 from cloud.store.schema import MIGRATIONS
 
+COLUMNS = ("device_id", "last_seen")
 INSERT = "INSERT INTO devices (device_id, last_seen)"
 
 
@@ -19,10 +20,14 @@ INSERT = "INSERT INTO devices (device_id, last_seen)"
 def test_insert_rows_stores_each_row_once_and_counts_what_it_inserted(db_url, n) -> None:
     db = connect(db_url)
     try:
+        evens = [(f"cam-{i}", float(i)) for i in range(0, n, 2)]
         with db.transaction() as cur:
-            assert cur.insert_rows(INSERT, [(f"cam-{i}", float(i)) for i in range(0, n, 2)]) == len(range(0, n, 2))
+            assert cur.insert_rows("devices", COLUMNS, evens) == len(evens)
+            assert cur.insert_rows("devices", COLUMNS, evens[:2], "ON CONFLICT DO NOTHING") == 0, "again, at once"
         with db.transaction() as cur:
-            inserted = cur.insert_rows(INSERT, [(f"cam-{i}", float(i)) for i in range(n)], "ON CONFLICT DO NOTHING")
+            inserted = cur.insert_rows(
+                "devices", COLUMNS, [(f"cam-{i}", float(i)) for i in range(n)], "ON CONFLICT DO NOTHING"
+            )
         assert inserted == n - len(range(0, n, 2))
         assert db.query("SELECT COUNT(*), COALESCE(SUM(last_seen), 0) FROM devices")[0] == (n, sum(range(n)))
     finally:

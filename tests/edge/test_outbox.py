@@ -35,6 +35,7 @@ def test_messages_come_back_in_order_until_removed(tmp_path: Path) -> None:
     assert [m.payload for m in pending] == [b"0", b"1", b"2", b"3", b"4"]
     box.remove([pending[0].id, pending[2].id])
     assert [m.payload for m in box.pending()] == [b"1", b"3", b"4"]
+    assert len(box) == 3
     assert [m.payload for m in box.pending(after_id=pending[3].id)] == [b"4"]
 
 
@@ -53,6 +54,7 @@ def test_bounded_in_size_dropping_oldest_and_counting(tmp_path: Path) -> None:
     assert box.append(_messages(8)) == 0
     assert box.append(_messages(5, start=8)) == 3
     assert [m.payload for m in box.pending()] == [str(i).encode() for i in range(3, 13)]
+    assert len(box) == 10
     assert box.counter("dropped") == 3
 
 
@@ -66,6 +68,7 @@ def test_bounded_in_age(tmp_path: Path, monkeypatch) -> None:
     clock[0] += 61
     assert box.append(_messages(1, start=2)) == 2
     assert [m.payload for m in box.pending()] == [b"2"]
+    assert len(box) == 1
     assert box.counter("dropped") == 2
 
 
