@@ -35,7 +35,7 @@ def test_sigkill_mid_stream_then_restart_stores_every_prediction_once(broker, tm
                  "the aggregator's session", interval_s=0.5)  # fmt: skip
         sender = threading.Thread(target=fleet.send_predictions, args=("cam-1", range(1, N + 1)))
         sender.start()
-        wait_for(lambda: metric(port, "stored") >= 3000, 60, "part of the stream stored")
+        wait_for(lambda: count(db_file) >= 3000, 60, "part of the stream stored")
         serve.send_signal(signal.SIGKILL)
         serve.wait(10)
         killed_at = count(db_file)

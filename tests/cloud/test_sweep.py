@@ -51,7 +51,7 @@ def test_options_come_from_the_retrainer_with_lists_for_the_swept_ones(tiny_imag
     with pytest.raises(ConfigError, match="learning-rat: Extra inputs are not permitted"):
         build(SweepConfig, {"image_dir": tiny_images, "learning_rat": "0.1"})
     with pytest.raises(ConfigError, match="unknown backend"):
-        build(SweepConfig, {"image_dir": tiny_images, "edge_backends": "tflite,onnx"})
+        build(SweepConfig, {"image_dir": tiny_images, "edge_backends": "tflite,onxx"})
 
 
 def test_grid_names_runs_by_what_varies_and_samples_with_the_seed(tiny_images: Path, tmp_path: Path) -> None:
