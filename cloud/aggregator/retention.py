@@ -31,7 +31,7 @@ from cloud.store import Database, partitions, rollups
 from cloud.store import devices as device_store
 from cloud.store import predictions as prediction_store
 from cloud.store import samples as sample_store
-from cloud.store.db import Cursor
+from cloud.store.cursor import Cursor
 
 log = logging.getLogger(__name__)
 

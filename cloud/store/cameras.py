@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from cloud.store.db import Cursor, Database
+from cloud.store.cursor import Cursor
+from cloud.store.db import Database
 
 # MAX2 of a NULL is NULL on SQLite and the other value on PostgreSQL: the COALESCE makes both the latter.
 _TOUCH = """INSERT INTO cameras (device_id, camera, predictions, last_seen) VALUES (?, ?, ?, ?)

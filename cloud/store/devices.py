@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from cloud.store.db import Cursor, Database
+from cloud.store.cursor import Cursor
+from cloud.store.db import Database
 
 _COLUMNS = "device_id, state, last_seen, model_name, model_version, device_group, backend, fps, message"
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 from pydantic_core import to_json
 
 from cloud.store import cameras, devices, rollups
-from cloud.store.db import Cursor
+from cloud.store.cursor import Cursor
 
 # The rollups' columns first: a stored row is what rollups.add reads, as it is.
 _COLUMNS = (*rollups.COLUMNS, "top_k", "received")

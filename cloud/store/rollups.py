@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from cloud.store.db import Cursor
+from cloud.store.cursor import Cursor
 from cloud.store.schema import LOW, WIDTHS
 
 # What a stored row begins with, in this order (the predictions module's rows do; what follows is not read here).

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal, NamedTuple
 
-from cloud.store.db import Cursor, Database
+from cloud.store.cursor import Cursor
+from cloud.store.db import Database
 
 Status = Literal["unlabelled", "labelled", "discarded"]
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cloud.store import connect
-from cloud.store.db import ROWS_PER_INSERT, _statement_sizes
+from cloud.store.cursor import ROWS_PER_INSERT, _statement_sizes
 from cloud.store.schema import MIGRATIONS
 
 COLUMNS = ("device_id", "last_seen")
