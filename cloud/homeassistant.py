@@ -118,7 +118,12 @@ class HomeAssistant(threading.Thread):
         windows = fleet_windows(self.db, [d.device_id for d in fleet], time.time() - self.window_s)
         sent, configs = 0, 0
         for device in fleet:
-            for kind, topic, payload in self._messages(device, windows[device.device_id]):
+            try:
+                messages = list(self._messages(device, windows[device.device_id]))
+            except ValueError as exc:  # a row the sensors cannot describe: that device waits, the others go on
+                log.warning("Home Assistant: device %r skipped: %s", device.device_id, exc)
+                continue
+            for kind, topic, payload in messages:
                 if self._sent.get(topic) != payload:
                     self._client.publish(topic, **self._message(kind, payload))
                     self._sent[topic] = payload

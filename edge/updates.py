@@ -118,24 +118,29 @@ class ModelUpdater(threading.Thread):
                 self.counts["retries"] += 1
             if payload is None:
                 return
-            pending = payload if self._handle(payload) else None
+            pending = payload if self._handle(payload, retry=payload is pending) else None
             if pending is not None:
                 log.warning("trying the model download again in %.0f s", delay)
 
-    def _handle(self, payload: bytes) -> bool:
-        """Act on one announcement; True when it failed in a way that may pass later."""
-        self.counts["announcements"] += 1
+    def _handle(self, payload: bytes, retry: bool = False) -> bool:
+        """Act on one announcement; True when it failed in a way that may pass later (tried again, and
+        counted as rejected only if it stops being tried: a retry is neither a new announcement nor a new
+        rejection)."""
+        if not retry:
+            self.counts["announcements"] += 1
         try:
             announced = self.gate.check(payload)
             self._apply(announced)
             self.gate.accept(announced)
         except Exception as exc:  # whatever fails (checks, download, loading on this device): keep running
             reason = exc.reason if isinstance(exc, Refused) else "load_failed"
-            self.counts["rejected"] += 1
-            self.rejected[reason] += 1
+            again = isinstance(exc, Refused) and exc.retry
+            if not again:
+                self.counts["rejected"] += 1
+                self.rejected[reason] += 1
             log.error("model update rejected (%s), the running model stays: %s", reason, exc)
             self.report(f"rejected model update: {reason}")
-            return isinstance(exc, Refused) and exc.retry
+            return again
         return False
 
     def _apply(self, announced: protocol.Announcement) -> None:

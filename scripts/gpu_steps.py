@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from gpu_report import BACKENDS, BATCHES, FLOWERS, INCEPTION_GLOB, MOBILENET, ORT_PROVIDERS, run_step, skipped
-
-log = logging.getLogger("gpu_steps")
 
 REQUIRED = ("tflite", "tf")  # a GPU machine that cannot run these fails the check; the others may be missing
 CPU_ONLY = {"CUDA_VISIBLE_DEVICES": "-1"}

@@ -128,7 +128,7 @@ class Ingest:
         client.subscribe(self.subscriptions())
 
     def _on_message(self, client, userdata, message) -> None:
-        """Only hands the message on: parsing happens in the writer thread, so that it overlaps with
+        """Only hands the message on: parsing happens in the batcher thread, so that it overlaps with
         paho's socket work here instead of adding to it; samples go to the quotas and the checks."""
         topic, received = message.topic, time.time()
         if topic.endswith("/" + protocol.SAMPLES.name) and not message.retain:
@@ -235,7 +235,10 @@ class Ingest:
         while True:
             try:
                 stored, duplicates = writer.write(self.db, self.data_dir, batch)
-                self.metrics.add(commits=1, stored=stored, duplicates=duplicates, samples_stored=len(batch.samples))
+                self.metrics.add(
+                    commits=1, stored=len(stored), duplicates=duplicates, samples_stored=len(batch.samples)
+                )
+                self.metrics.observe(prediction_store.figures(stored))  # a redelivery is observed once, when stored
                 return
             except Exception as exc:
                 self.metrics.add(store_errors=1)
@@ -290,7 +293,6 @@ class Ingest:
                 continue
             if len(batch):
                 self._commit(batch)
-                self.metrics.observe(prediction_store.figures(batch.predictions))
             for sample in batch.samples:
                 self.admission.settle(sample.meta.device_id, len(sample.jpeg), stored=True)
             for mid, qos in acks:

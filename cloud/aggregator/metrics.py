@@ -64,8 +64,9 @@ class Metrics(Collector):
             self.rejected[reason] += 1
 
     def observe(self, predictions: Sequence[tuple[str, float, float, float, float, float]]) -> None:
-        """A committed batch's predictions, a redelivered one too (its lag is as real): (device, capture time,
-        top-1 score, inference ms, capture-to-publish ms, arrival time) each."""
+        """The predictions a batch stored (a redelivery is observed once, when first stored: confidence and
+        latency count each prediction once): (device, capture time, top-1 score, inference ms,
+        capture-to-publish ms, arrival time) each."""
         if not predictions:
             return
         devices, ts, score, infer_ms, total_ms, received = zip(*predictions, strict=True)

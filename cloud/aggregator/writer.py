@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +57,8 @@ def file_sample(data_dir: Path, sample: Sample) -> None:
     os.replace(tmp, path)
 
 
-def write(db: Database, data_dir: Path, batch: Batch) -> tuple[int, int]:
-    """Commit the batch; returns (predictions stored, duplicates)."""
+def write(db: Database, data_dir: Path, batch: Batch) -> tuple[Sequence[prediction_store.Row], int]:
+    """Commit the batch; returns (the predictions stored, how many were duplicates)."""
     received = time.time()
     for sample in batch.samples:
         file_sample(data_dir, sample)  # before the commit: a stored row always has its picture
@@ -73,7 +74,7 @@ def write(db: Database, data_dir: Path, batch: Batch) -> tuple[int, int]:
         for update in batch.updates:
             device_store.upsert(cur, update.device_id, received, _columns(update))
             camera_store.report(cur, update.device_id, update.cameras)
-    return stored, len(batch.predictions) - stored
+    return stored, len(batch.predictions) - len(stored)
 
 
 def _columns(update: DeviceUpdate) -> dict:

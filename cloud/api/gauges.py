@@ -7,7 +7,6 @@ no value (no predictions in the window, no registered model) is left out, as Pro
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 
@@ -20,8 +19,6 @@ from cloud.api import telemetry_gauges
 from cloud.store import Database
 from cloud.store import devices as device_store
 from cloud.store import jobs as job_store
-
-log = logging.getLogger(__name__)
 
 FINISHED = ("succeeded", "failed")  # counted for ever; the other states come and go
 

@@ -64,7 +64,7 @@ def figures(rows: Sequence[Row]) -> list[tuple[str, float, float, float, float, 
     return [(r[_DEVICE], r[_TS], r[_SCORE], r[_INFER_MS], r[_TOTAL_MS], r[_RECEIVED]) for r in rows]
 
 
-def insert(cur: Cursor, rows: Sequence[Row], received: float) -> int:
+def insert(cur: Cursor, rows: Sequence[Row], received: float) -> Sequence[Row]:
     """Store each row once per (device_id, seq); in the same transaction, add the rows stored (not the
     duplicates) to their devices' and cameras' counters and to the rollups, and mark each device seen at
     `received` with the model of its newest prediction. Returns the rows stored (the rest were there already).
@@ -76,7 +76,7 @@ def insert(cur: Cursor, rows: Sequence[Row], received: float) -> int:
     devices.touch(cur, _seen(rows, stored), received)
     cameras.touch(cur, _by_camera(stored), received)
     rollups.add(cur, stored)
-    return len(stored)
+    return stored
 
 
 def _by_camera(stored: Sequence[Row]) -> Counter[tuple[str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -21,8 +22,10 @@ from cloud.datasets import dataset_dir, dataset_prefix
 from cloud.registry.gate import GatePolicy
 from cloud.registry.rollout import Rollout
 from cloud.registry.versions import Registry
+from cloud.retrain.config import RetrainConfig
 from cloud.store import samples as sample_store
 from cloud.training.jobs import Job, Jobs
+from common.options import without_option_env
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +106,11 @@ class Trainer(threading.Thread):
         logfile.parent.mkdir(parents=True, exist_ok=True)
         log.info("job %s: training %s %s (%s); log in %s", job.id, job.model, version, "; ".join(job.reasons), logfile)
         with open(logfile, "ab") as out:
-            self._process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            # The model's retrain.yaml and these flags say all: the service host's EDGELOOP_<OPTION> must not win.
+            env = without_option_env(RetrainConfig, os.environ)
+            self._process = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+            )
             rc = self._process.wait()
         if rc != 0:
             return False, None, f"the training exited with status {rc}; see its log"

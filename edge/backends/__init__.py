@@ -56,6 +56,7 @@ def create(name: str, bundle: Bundle, warm_up: bool = True) -> Backend:
         try:
             backend = _backend_class(candidate)(bundle)
             if name == "auto" and (refusal := backend.auto_refusal(gpu)):
+                del backend  # its runtime's memory (a GPU's, shared on a Jetson) goes before the next one's comes
                 raise BackendUnavailable(f"auto passes over {candidate!r}: {refusal}")
         except BackendUnavailable as exc:
             reasons.append(str(exc))

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import ctypes
 import glob
-import logging
 import os
 from importlib import metadata
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 GPU_DEVICES = ("/dev/nvidiactl", "/dev/nvhost-ctrl-gpu")  # a discrete NVIDIA GPU, a Jetson's
 JETSON_MODEL = Path("/proc/device-tree/model")

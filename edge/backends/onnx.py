@@ -30,6 +30,7 @@ GPU_PACKAGES = {
 # tuned for 8 (several cameras' frames at once).
 PROFILE = (("min", 1), ("opt", 8), ("max", 32))
 ORT_ERRORS = (
+    OSError,  # the engine cache cannot be made (a read-only bundle): TensorRT is passed over, with why
     RuntimeError,
     ValueError,
     ort_state.Fail,

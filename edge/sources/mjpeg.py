@@ -79,7 +79,8 @@ class MJPEGSource(Source):
     def _is_delimiter(self, line: bytes) -> bool:
         if self._delimiter is None and line.startswith(b"--"):
             self._delimiter = line.rstrip()  # no boundary in the Content-Type: the stream's first one is it
-        return self._delimiter is not None and line.startswith(self._delimiter)
+        # RFC 2046 puts `--` before the boundary even where it starts with `--`; some cameras leave it out.
+        return self._delimiter is not None and line.startswith((self._delimiter, b"--" + self._delimiter))
 
     def _headers(self) -> int | None:
         """Read up to the next part's body; its Content-Length, if it gave one."""

@@ -30,7 +30,7 @@ def split(uri: str, ranges: Ranges) -> tuple[str, dict[str, int]]:
         if key in values:
             raise SourceError(f"{base}: {key} is given twice")
         low, high = ranges[key]
-        if not text.isdigit() or not low <= int(text) <= high:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
             raise SourceError(f"{base}: {key} must be a whole number from {low} to {high}, not {text!r}")
         values[key] = int(text)
     return base, values

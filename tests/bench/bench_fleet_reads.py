@@ -86,7 +86,7 @@ class Fleet:
         if not rows:
             return 0
         with self.db.transaction() as cur:
-            return prediction_store.insert(cur, rows, time.time())
+            return len(prediction_store.insert(cur, rows, time.time()))
 
     def catch_up(self) -> None:
         """Rows from the newest stored up to now, so the windows read a full, recent window."""

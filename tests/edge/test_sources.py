@@ -250,7 +250,7 @@ LOGIN = "viewer:p%40ss%3Aw%2Frd"  # as the URI spells it
 
 class _CameraWithoutLengths(BaseHTTPRequestHandler):
     """An IP camera behind basic auth whose parts carry no Content-Length: `frames` JPEGs, then it hangs up.
-    The server's `content_type` says the boundary (quoted) or not at all."""
+    The server's `content_type` says the boundary (quoted) or not at all; its `delimiter` starts each part."""
 
     frames = 12
 
@@ -268,8 +268,8 @@ class _CameraWithoutLengths(BaseHTTPRequestHandler):
         for i in range(self.frames):
             colour = ("red", "green", "blue")[i % 3]
             _, jpeg = cv2.imencode(".jpg", synthetic_image(colour, rng, size=96 + i))
-            self.wfile.write(b"--myboundary\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg.tobytes() + b"\r\n")
-        self.wfile.write(b"--myboundary--\r\n")
+            self.wfile.write(self.server.delimiter + b"\r\nContent-Type: image/jpeg\r\n\r\n" + jpeg.tobytes() + b"\r\n")  # type: ignore[attr-defined]
+        self.wfile.write(self.server.delimiter + b"--\r\n")  # type: ignore[attr-defined]
 
     def log_message(self, *args) -> None:
         pass
@@ -289,16 +289,17 @@ def _append_forever(source: sources.Source, shapes: list[tuple[int, ...]]) -> No
 
 
 @pytest.mark.parametrize(
-    "content_type",
+    ("content_type", "delimiter"),
     [
-        'multipart/x-mixed-replace; boundary="myboundary"',
-        "multipart/x-mixed-replace;boundary=--myboundary",
-        "multipart/x-mixed-replace",
+        ('multipart/x-mixed-replace; boundary="myboundary"', b"--myboundary"),
+        ("multipart/x-mixed-replace;boundary=--myboundary", b"--myboundary"),  # as many cameras do
+        ("multipart/x-mixed-replace;boundary=--myboundary", b"----myboundary"),  # as RFC 2046 says
+        ("multipart/x-mixed-replace", b"--myboundary"),
     ],
 )
-def test_mjpeg_without_content_length_and_with_credentials(content_type: str, caplog) -> None:
+def test_mjpeg_without_content_length_and_with_credentials(content_type: str, delimiter: bytes, caplog) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), _CameraWithoutLengths)
-    server.content_type, server.requests = content_type, []  # type: ignore[attr-defined]
+    server.content_type, server.delimiter, server.requests = content_type, delimiter, []  # type: ignore[attr-defined]
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
     caplog.set_level("DEBUG")

@@ -127,12 +127,14 @@ def test_a_failed_download_is_tried_again_with_backoff_and_a_missing_one_is_not(
         assert server.requests == ["/v2.tar.gz"] * 3, "tried again until it passed, without a new announcement"
         assert reports == ["rejected model update: download failed: http 503"] * 2 + [None]
         assert updater.counts["retries"] == 2
+        assert (updater.counts["announcements"], updater.counts["rejected"]) == (1, 0), "a retry is neither"
 
         updater.on_announcement(announcement(name, "3", f"{server.url}/gone.tar.gz", sha).encode())
         wait_for(lambda: len(reports) == 4, 30, "the missing bundle refused")
         time.sleep(0.5)  # longer than the longest backoff: a retry would have come
         assert server.requests[3:] == ["/gone.tar.gz"], "a missing bundle is not asked for again"
         assert reports[3] == "rejected model update: download failed: http 404"
+        assert (updater.counts["announcements"], updater.counts["rejected"]) == (2, 1)
     finally:
         updater.stop()
         updater.join(5)
