@@ -137,7 +137,8 @@ def test_counters_and_rollups_equal_a_full_scan(store, tmp_path: Path, batches, 
                 for d, seq, t, label, score, v, c in batch]  # fmt: skip
         stored, duplicates = write(store, tmp_path, Batch(predictions=rows))
         new = {(r[0], r[1]) for r in rows} - first_copy.keys()
-        assert (stored, duplicates) == (len(new), len(rows) - len(new))
+        assert (len(stored), duplicates) == (len(new), len(rows) - len(new))
+        assert {(r[0], r[1]) for r in stored} == new, "the rows stored are the first copies, and only those"
         for r in rows:
             first_copy.setdefault((r[0], r[1]), r)
             sent[r[0]] += 1
