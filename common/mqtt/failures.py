@@ -19,7 +19,7 @@ class ConnectionLog:
     attempt that got through to the broker ends the outage (what the broker answers is the client's to log)."""
 
     def __init__(self, who: str, address: object) -> None:
-        self.who, self.address = who, address
+        self.who, self.address = who, str(address)  # the text, never the object: it holds the password
         self.attempts = 0
         self.failures = 0  # in the current outage
         self._since: float | None = None  # when the current outage began

@@ -5,7 +5,7 @@ The files TLS needs (the CA, a client certificate) are options of their own, bes
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -22,7 +22,7 @@ class BrokerAddress:
     port: int
     tls: bool
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a repr: tracebacks and logging errors print them
     ca_file: Path | None = None  # the CA that signed the broker's certificate (None: the system's)
     cert_file: Path | None = None  # this client's certificate and key (PEM), for a broker that asks for one
 

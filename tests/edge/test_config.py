@@ -40,6 +40,8 @@ def test_broker_urls(monkeypatch) -> None:
     monkeypatch.delenv(url.PASSWORD_ENV, raising=False)
     assert url.parse("mqtt://broker") == url.BrokerAddress("broker", 1883, False)
     assert url.parse("mqtts://u:p%40ss@broker:9999") == url.BrokerAddress("broker", 9999, True, "u", "p@ss")
+    shown = f"{url.parse('mqtts://u:p%40ss@broker')!r} {url.parse('mqtts://u:p%40ss@broker')}"
+    assert "p@ss" not in shown, "a repr (a traceback's, a logging error's) or a log line shows no password"
     monkeypatch.setenv(url.PASSWORD_ENV, "from-env")
     assert url.parse("mqtts://u@broker").password == "from-env"
     assert url.parse("mqtts://u@broker").port == 8883
