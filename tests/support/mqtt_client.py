@@ -48,8 +48,10 @@ class Client:
         self.client.loop_start()
         wait_for(lambda: self.connack is not None, TIMEOUT_S, f"a CONNACK on port {port}")
 
-    def _on_connect(self, _client, _userdata, _flags, code: ReasonCode, _properties) -> None:
+    def _on_connect(self, client, _userdata, _flags, code: ReasonCode, _properties) -> None:
         self.connack = code
+        if code.is_failure:  # refused: no retrying for the rest of the session (and logging after its test)
+            client.disconnect()
 
     def _keep(self, answers: dict, mid: int, code: object) -> None:
         with self._lock:
