@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 
-from common.bundle import Bundle
+from common.bundle import CACHE, Bundle
+
+
+def engine_cache(bundle: Bundle, kind: str, *key: object) -> Path:
+    """Where engines of `kind` built on this device for this bundle live, one folder per `key` (the GPU, the
+    runtime's versions, the model's hash): an engine built for another GPU or runtime is never loaded."""
+    digest = hashlib.sha256("|".join(map(str, key)).encode()).hexdigest()[:16]
+    return bundle.path / CACHE / f"{kind}-{digest}"
 
 
 class BackendUnavailable(RuntimeError):

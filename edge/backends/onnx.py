@@ -5,7 +5,6 @@ one), keyed by the GPU, ONNX Runtime's and TensorRT's versions and the model's s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,9 +13,9 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from common.bundle import CACHE, ONNX, Bundle
+from common.bundle import ONNX, Bundle
 from edge.backends import nvidia, onnx_ops
-from edge.backends.base import Backend, BackendUnavailable
+from edge.backends.base import Backend, BackendUnavailable, engine_cache
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +56,8 @@ def missing_providers() -> dict[str, str]:
 
 def engine_dir(bundle: Bundle) -> Path:
     """Where this GPU's TensorRT engines for this model live."""
-    key = f"{nvidia.gpu_name()}|{ort.__version__}|{nvidia.tensorrt_version()}|{bundle.meta.files[ONNX]}"
-    return bundle.path / CACHE / f"onnx-tensorrt-fp16-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    key = (nvidia.gpu_name(), ort.__version__, nvidia.tensorrt_version(), bundle.meta.files[ONNX])
+    return engine_cache(bundle, "onnx-tensorrt-fp16", *key)
 
 
 class OnnxBackend(Backend):

@@ -3,7 +3,6 @@ are specific to a GPU and a TensorRT version), built once and cached next to the
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -11,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from common.bundle import CACHE, SAVED_MODEL, Bundle, BundleError
+from common.bundle import SAVED_MODEL, Bundle, BundleError
 from edge.backends import graph_check
-from edge.backends.base import Backend, BackendUnavailable
+from edge.backends.base import Backend, BackendUnavailable, engine_cache
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +24,9 @@ except ImportError as exc:  # TensorFlow builds without TF-TRT
 
 def engine_dir(bundle: Bundle, gpu: str) -> Path:
     """Where this GPU's engines for this bundle live: keyed by the GPU, TensorFlow and the model."""
-    key = hashlib.sha256(f"{gpu}|{tf.__version__}|{bundle.meta.files.get('saved_model/saved_model.pb')}".encode())
-    return bundle.path / CACHE / f"tensorrt-fp16-{key.hexdigest()[:16]}"
+    return engine_cache(
+        bundle, "tensorrt-fp16", gpu, tf.__version__, bundle.meta.files.get("saved_model/saved_model.pb")
+    )
 
 
 class TensorRTBackend(Backend):
