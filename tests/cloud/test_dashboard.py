@@ -8,16 +8,13 @@ import signal
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from cloud.store import connect
 from common import protocol
 from tests.support.fleet import Publisher
 from tests.support.paths import ARTIFACTS
 from tests.support.ports import free_port
 from tests.support.registry import register
-from tests.support.samples import sample_properties
+from tests.support.samples import send_sample
 from tests.support.serve import metric, start_serve
 from tests.support.waiting import wait_for
 
@@ -36,12 +33,7 @@ def send_three_cameras(fleet: Publisher) -> None:
     figures = {"door": {"fps": 12.0, "dropped": 4.0, "reopens": 0.0}, "yard": {"fps": 6.0, "dropped": 0, "reopens": 0},
                "gate": {"fps": 2.0, "dropped": 1.0, "reopens": 3.0}}  # fmt: skip
     fleet.send(topics.telemetry("edge-3"), protocol.Telemetry(fps=20.0, cameras=figures).encode(), qos=0)
-    _, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 120, np.uint8))
-    meta = protocol.SampleMeta(
-        device_id="edge-3", seq=55, ts=time.time(), camera="gate", model=protocol.ModelRef(name="flowers", version="1"),
-        top_k=[protocol.Score(label="daisy", score=0.9)], reason="random",
-    )  # fmt: skip
-    fleet.send(topics.samples("edge-3"), jpeg.tobytes(), properties=sample_properties(meta)).wait_for_publish(10)
+    send_sample(fleet, topics, "edge-3", 55, "gate", "daisy", 0.9, "random", grey=120)
 
 
 def test_dashboard_shows_the_fleet_and_follows_it_live(broker, browser, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from cloud.store import connect
 from common import protocol
 from common.mqtt import url
 from tests.support.fleet import Publisher, batch, prediction
-from tests.support.samples import sample_properties
+from tests.support.samples import sample_properties, send_sample
 from tests.support.waiting import wait_for
 
 
@@ -188,12 +188,7 @@ def test_three_cameras_are_counted_windowed_and_name_their_samples(broker, aggre
                "gate": {"fps": 1.5, "dropped": 0.0, "reopens": 2.0}, "attic": {"fps": 0.0, "reopens": 7.0}}  # fmt: skip
     fleet.send(topics.telemetry("edge-1"), protocol.Telemetry(fps=16.5, cameras=figures).encode(), qos=0)
     fleet.send(topics.telemetry("solo"), protocol.Telemetry(fps=9.0, cameras={"0": {"fps": 9.0}}).encode(), qos=0)
-    _, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 90, np.uint8))
-    meta = protocol.SampleMeta(
-        device_id="edge-1", seq=63, ts=time.time(), camera="gate", model=protocol.ModelRef(name="flowers", version="1"),
-        top_k=[protocol.Score(label="roses", score=0.3)], reason="low_confidence",
-    )  # fmt: skip
-    fleet.send(topics.samples("edge-1"), jpeg.tobytes(), properties=sample_properties(meta)).wait_for_publish(10)
+    send_sample(fleet, topics, "edge-1", 63, "gate", "roses", 0.3, "low_confidence", grey=90)
     fleet.close()
     wait_for(
         lambda: ingest.metrics.counts["stored"] >= 75 and ingest.metrics.counts["samples_stored"] >= 1, 10, "ingest"

@@ -22,6 +22,17 @@ def sample_properties(meta: protocol.SampleMeta) -> Properties:
     return props
 
 
+def send_sample(fleet, topics: protocol.Topics, device_id: str, seq: int, camera: str, label: str, score: float,
+                reason: str, grey: int) -> None:  # fmt: skip
+    """One sample of a camera as a device sends it (a flat grey JPEG, model flowers 1), waited for until published."""
+    _, jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), grey, np.uint8))
+    meta = protocol.SampleMeta(
+        device_id=device_id, seq=seq, ts=time.time(), camera=camera, reason=reason,
+        model=protocol.ModelRef(name="flowers", version="1"), top_k=[protocol.Score(label=label, score=score)],
+    )  # fmt: skip
+    fleet.send(topics.samples(device_id), jpeg.tobytes(), properties=sample_properties(meta)).wait_for_publish(10)
+
+
 def store_samples(db, data_dir: Path, n: int, model: str = "flowers", seed: int = 0) -> list[Sample]:
     """Samples as the aggregator files them: a distinct JPEG each, its row in the store."""
     rng = np.random.default_rng(seed)
