@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from cloud.aggregator import parse, writer
-from cloud.aggregator.metrics import Metrics
+from cloud.aggregator.metrics import Metrics, Observation, observation
 from cloud.aggregator.quotas import Admission, RefusalLog, SampleLimits
 from cloud.aggregator.retention import PredictionRetention
 from cloud.store import Database
@@ -88,7 +88,7 @@ class Ingest:
         self._client.on_message = self._on_message
         # parsed batches and their messages' (mid, qos), handed from the batcher to the writer: one waits
         # while the writer commits another, so a batch is acknowledged at most two commits after it arrived
-        self._parsed: queue.Queue[tuple[writer.Batch, list[tuple[int, int]]]] = queue.Queue(maxsize=1)
+        self._parsed: queue.Queue[tuple[writer.Batch, list[tuple[int, int]], Observation | None]] = queue.Queue(1)
         self._batcher = threading.Thread(target=self._gather, name="ingest-batcher", daemon=True)
         self._writer = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
 
@@ -228,9 +228,10 @@ class Ingest:
         self._backlog = max(len(acks), len(batch.predictions)) >= self.batch_max
         return batch, acks
 
-    def _commit(self, batch: writer.Batch) -> None:
+    def _commit(self, batch: writer.Batch, observed: Observation | None = None) -> None:
         """Write until the database takes it: an unacknowledged batch is never dropped. A database
-        that is away is waited for; a message it refuses (bad data) is found, rejected and counted."""
+        that is away is waited for; a message it refuses (bad data) is found, rejected and counted.
+        `observed`: the histograms' observation of every prediction of the batch, if it was worked out."""
         delay = 0.5
         while True:
             try:
@@ -238,7 +239,9 @@ class Ingest:
                 self.metrics.add(
                     commits=1, stored=len(stored), duplicates=duplicates, samples_stored=len(batch.samples)
                 )
-                self.metrics.observe(prediction_store.figures(stored))  # a redelivery is observed once, when stored
+                if duplicates or observed is None:  # a redelivery is observed once, when stored
+                    observed = observation(prediction_store.figures(stored))
+                self.metrics.record(observed)
                 return
             except Exception as exc:
                 self.metrics.add(store_errors=1)
@@ -271,15 +274,16 @@ class Ingest:
             log.warning("refused %d predictions captured more than %g days ago (from %s)", len(refused), days, devices)
 
     def _gather(self) -> None:
-        """The batcher: parses the next batch while the writer commits the last one."""
+        """The batcher: parses and prepares the next batch while the writer commits the last one."""
         while not self._stop.is_set():
             batch, acks = self._next_batch()
             if not acks:
                 continue
             self._refuse_too_old(batch)
+            observed = observation(prediction_store.figures(batch.prepare().rows))
             while not self._stop.is_set():  # stopping: left unacknowledged, the broker sends them again
                 try:
-                    self._parsed.put((batch, acks), timeout=0.2)
+                    self._parsed.put((batch, acks, observed), timeout=0.2)
                     break
                 except queue.Full:
                     continue
@@ -288,11 +292,11 @@ class Ingest:
         """The writer: commits each parsed batch, then acknowledges its messages."""
         while not self._stop.is_set():
             try:
-                batch, acks = self._parsed.get(timeout=0.2)
+                batch, acks, observed = self._parsed.get(timeout=0.2)
             except queue.Empty:
                 continue
             if len(batch):
-                self._commit(batch)
+                self._commit(batch, observed)
             for sample in batch.samples:
                 self.admission.settle(sample.meta.device_id, len(sample.jpeg), stored=True)
             for mid, qos in acks:

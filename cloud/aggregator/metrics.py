@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -32,6 +33,30 @@ LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 36
 INFER_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1)
 TOTAL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 CONFIDENCE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+class Observation(NamedTuple):
+    """Predictions as the histograms take them: values by device index (`names[groups[i]]`)."""
+
+    names: list[str]
+    groups: np.ndarray
+    lag: np.ndarray
+    infer_s: np.ndarray
+    total_s: np.ndarray
+    score: np.ndarray
+
+
+def observation(predictions: Sequence[tuple[str, float, float, float, float, float]]) -> Observation | None:
+    """(device, capture time, top-1 score, inference ms, capture-to-publish ms, arrival time) of each
+    prediction, as `Metrics.record` counts them, worked out without its lock (the ingest's batcher does it for the
+    next batch while the writer commits the last); None for no predictions."""
+    if not predictions:
+        return None
+    devices, ts, score, infer_ms, total_ms, received = zip(*predictions, strict=True)
+    index: dict[str, int] = {}
+    groups = np.array([index.setdefault(device, len(index)) for device in devices])
+    lag = np.maximum(np.array(received) - np.array(ts), 0.0)
+    return Observation(list(index), groups, lag, np.array(infer_ms) / 1000, np.array(total_ms) / 1000, np.array(score))
 
 
 class Metrics(Collector):
@@ -63,22 +88,17 @@ class Metrics(Collector):
         with self._lock:
             self.rejected[reason] += 1
 
-    def observe(self, predictions: Sequence[tuple[str, float, float, float, float, float]]) -> None:
+    def record(self, observed: Observation | None) -> None:
         """The predictions a batch stored (a redelivery is observed once, when first stored: confidence and
-        latency count each prediction once): (device, capture time, top-1 score, inference ms,
-        capture-to-publish ms, arrival time) each."""
-        if not predictions:
+        latency count each prediction once), as `observation` worked them out: only the bucket counts are
+        added here, under the lock."""
+        if observed is None:
             return
-        devices, ts, score, infer_ms, total_ms, received = zip(*predictions, strict=True)
-        index: dict[str, int] = {}
-        groups = np.array([index.setdefault(device, len(index)) for device in devices])
-        names = list(index)
-        lag = np.maximum(np.array(received) - np.array(ts), 0.0)
         with self._lock:
-            self._lag.observe(lag, np.zeros(len(lag), dtype=np.int64), [""])
-            self._infer.observe(np.array(infer_ms) / 1000, groups, names)
-            self._total.observe(np.array(total_ms) / 1000, groups, names)
-            self._confidence.observe(np.array(score), groups, names)
+            self._lag.observe(observed.lag, np.zeros(len(observed.lag), dtype=np.int64), [""])
+            self._infer.observe(observed.infer_s, observed.groups, observed.names)
+            self._total.observe(observed.total_s, observed.groups, observed.names)
+            self._confidence.observe(observed.score, observed.groups, observed.names)
 
     def collect(self) -> Iterator[Metric]:
         """From a copy taken under the lock: the writer waits for the copy, not for the rendering."""

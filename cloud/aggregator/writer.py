@@ -23,6 +23,12 @@ class Batch:
     predictions: list[prediction_store.Row] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     updates: list[DeviceUpdate] = field(default_factory=list)
+    prepared: prediction_store.Prepared | None = None  # the predictions as `prepare` left them
+
+    def prepare(self) -> prediction_store.Prepared:
+        """Work out what storing the predictions adds (prediction_store.prepare) ahead of the transaction."""
+        self.prepared = prediction_store.prepare(self.predictions)
+        return self.prepared
 
     def __len__(self) -> int:
         return len(self.predictions) + len(self.samples) + len(self.updates)
@@ -33,6 +39,7 @@ class Batch:
         old = [p for p in self.predictions if prediction_store.captured(p) < oldest_ts]
         if old:
             self.predictions = [p for p in self.predictions if prediction_store.captured(p) >= oldest_ts]
+            self.prepared = None
         return old
 
     def singles(self):
@@ -63,7 +70,8 @@ def write(db: Database, data_dir: Path, batch: Batch) -> tuple[Sequence[predicti
     for sample in batch.samples:
         file_sample(data_dir, sample)  # before the commit: a stored row always has its picture
     with db.transaction() as cur:
-        stored = prediction_store.insert(cur, batch.predictions, received)
+        rows = batch.predictions if batch.prepared is None else batch.prepared
+        stored = prediction_store.insert(cur, rows, received)
         for sample in batch.samples:
             m = sample.meta
             sample_store.insert(

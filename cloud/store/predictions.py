@@ -11,14 +11,14 @@ from collections import Counter
 from collections.abc import Sequence
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic_core import to_json
 
 from cloud.store import cameras, devices, rollups
 from cloud.store.cursor import Cursor
 
-# The rollups' columns first: a stored row is what rollups.add reads, as it is.
+# The rollups' columns first: a stored row is what rollups.rows reads, as it is.
 _COLUMNS = (*rollups.COLUMNS, "top_k", "received")
 Row = tuple[str, int, float, str | None, str, str, str, float, float, float, str, float]
 _DEVICE: Final = 0  # positions in _COLUMNS
@@ -64,19 +64,39 @@ def figures(rows: Sequence[Row]) -> list[tuple[str, float, float, float, float, 
     return [(r[_DEVICE], r[_TS], r[_SCORE], r[_INFER_MS], r[_TOTAL_MS], r[_RECEIVED]) for r in rows]
 
 
-def insert(cur: Cursor, rows: Sequence[Row], received: float) -> Sequence[Row]:
+class Prepared(NamedTuple):
+    """Rows sorted by device and seq (each device's run of them lands on the same few index pages), with
+    what storing every one of them adds to the devices' and cameras' counters and to the rollups, worked out
+    before the transaction: the ingest's batcher prepares the next batch while the writer commits the last,
+    so that the writer's transaction runs SQL only (unless some rows were there already)."""
+
+    rows: list[Row]
+    seen: list[devices.Seen]
+    cameras: Counter[tuple[str, str]]
+    rollups: list[tuple]
+
+
+def prepare(rows: Sequence[Row]) -> Prepared:
+    rows = sorted(rows, key=_key)
+    return _prepared(rows, rows)
+
+
+def _prepared(rows: list[Row], stored: list[Row]) -> Prepared:
+    return Prepared(stored, _seen(rows, stored), _by_camera(stored), rollups.rows(stored))
+
+
+def insert(cur: Cursor, rows: Sequence[Row] | Prepared, received: float) -> Sequence[Row]:
     """Store each row once per (device_id, seq); in the same transaction, add the rows stored (not the
     duplicates) to their devices' and cameras' counters and to the rollups, and mark each device seen at
-    `received` with the model of its newest prediction. Returns the rows stored (the rest were there already).
-    The rows go in by device and seq: each device's run of them lands on the same few index pages."""
-    rows = sorted(rows, key=_key)
-    stored = cur.insert_new("predictions", _COLUMNS, rows)
-    if stored is not rows:
-        stored = sorted(stored, key=_key)
-    devices.touch(cur, _seen(rows, stored), received)
-    cameras.touch(cur, _by_camera(stored), received)
-    rollups.add(cur, stored)
-    return stored
+    `received` with the model of its newest prediction. Returns the rows stored (the rest were there already)."""
+    prepared = rows if isinstance(rows, Prepared) else prepare(rows)
+    stored = cur.insert_new("predictions", _COLUMNS, prepared.rows)
+    if stored is not prepared.rows:
+        prepared = _prepared(prepared.rows, sorted(stored, key=_key))
+    devices.touch(cur, prepared.seen, received)
+    cameras.touch(cur, prepared.cameras, received)
+    rollups.write(cur, prepared.rollups)
+    return prepared.rows
 
 
 def _by_camera(stored: Sequence[Row]) -> Counter[tuple[str, str]]:

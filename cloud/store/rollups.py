@@ -38,10 +38,10 @@ def bucket(ts: float, width: int) -> int:
     return int(ts // width)
 
 
-def add(cur: Cursor, stored: Iterable[Stored]) -> None:
-    """Add rows just stored to their buckets: the tens from the rows, the minutes from the tens (minute
-    m holds tens 6m to 6m + 5 exactly), then one upsert per bucket and group, in key order (two
-    instances adding to the same buckets then lock them in the same order)."""
+def rows(stored: Iterable[Stored]) -> list[tuple]:
+    """What rows add to their buckets, one upsert per bucket and group, in key order (two instances adding
+    to the same buckets then lock them in the same order): the tens from the rows, the minutes from the
+    tens (minute m holds tens 6m to 6m + 5 exactly)."""
     by_ten: dict[_Key, list[Stored]] = defaultdict(list)
     for row in stored:
         by_ten[(row[0], int(row[2] // TEN), row[3] or "", row[4], row[5], row[6])].append(row)
@@ -49,9 +49,14 @@ def add(cur: Cursor, stored: Iterable[Stored]) -> None:
     minutes: dict[_Key, list] = {}
     for (device_id, ten, *group), sums in tens.items():
         _fold(minutes, (device_id, ten // (MINUTE // TEN), *group), *sums)
-    rows = [(key[0], TEN, *key[1:], *sums) for key, sums in tens.items()]
-    rows += [(key[0], MINUTE, *key[1:], *sums) for key, sums in minutes.items()]
-    cur.insert_rows("prediction_rollups", _COLUMNS, sorted(rows), _ADD)
+    upserts = [(key[0], TEN, *key[1:], *sums) for key, sums in tens.items()]
+    upserts += [(key[0], MINUTE, *key[1:], *sums) for key, sums in minutes.items()]
+    return sorted(upserts)
+
+
+def write(cur: Cursor, upserts: list[tuple]) -> None:
+    """Add the upserts `rows` worked out to their buckets."""
+    cur.insert_rows("prediction_rollups", _COLUMNS, upserts, _ADD)
 
 
 def _sums(rows: list[Stored]) -> list:

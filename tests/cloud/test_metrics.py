@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cloud.aggregator.histograms import Histogram
-from cloud.aggregator.metrics import Metrics
+from cloud.aggregator.metrics import Metrics, observation
 from cloud.api import telemetry_gauges
 
 
@@ -46,7 +46,7 @@ def test_a_value_on_a_bound_is_counted_in_that_bucket_and_each_label_keeps_its_o
 
 def test_the_ingest_observes_lag_latency_and_confidence_and_counts_rejections_by_reason() -> None:
     metrics = Metrics()
-    metrics.observe([("cam-1", 100.0, 0.3, 4.0, 30.0, 100.2), ("cam-1", 100.0, 0.9, 6.0, 30.0, 99.0)])
+    metrics.record(observation([("cam-1", 100.0, 0.3, 4.0, 30.0, 100.2), ("cam-1", 100.0, 0.9, 6.0, 30.0, 99.0)]))
     metrics.reject("schema")
     metrics.reject("schema")
     found = samples(metrics)
