@@ -14,7 +14,10 @@ TUNING only; the targets (default strategy >= 95% of the whole pool, >= 3 points
 judged on the mean over the others. Bottlenecks and fields are kept in --work-dir: a rerun only trains.
 
     .venv/bin/python tests/bench/bench_field.py [--fields lowres,blur_noise,colour,framing,mixed]
-        [--repeats 3] [--budget 250] [--round-size 50] [--field-weight W] [--gate-margin M]
+        [--repeats 3] [--budget 250] [--round-size 50] [--field-weight W] [--gate-margin M] [--label-prior]
+
+With --label-prior each field also has its camera's own label distribution (one label 40% of its
+pool and eval photos, tests/support/fields.py): a separate experiment, in folders of its own.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--gate-margin", type=float, default=0.0, help="the gate's margin on all test images")
     parser.add_argument("--similarity", type=float, default=None, help="near-duplicate threshold (default: the loop's)")
     parser.add_argument("--sizes", default="10,30,100", help="--max-images-per-label of the seed-only curve")
+    parser.add_argument(
+        "--label-prior", action="store_true", help="fields with their camera's own label distribution (one label 40%%)"
+    )
     parser.add_argument("--work-dir", type=Path, default=Path("~/.cache/edgeloop/bench-field").expanduser())
     return parser.parse_args()
 
@@ -95,7 +101,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     fields = [f.strip() for f in args.fields.split(",") if f.strip()]
     started = time.perf_counter()
-    folders = write_fields(FLOWERS, args.work_dir / "fields", fields)
+    folders = write_fields(FLOWERS, args.work_dir / "fields", fields, prior=args.label_prior)
     made_s = time.perf_counter() - started
     common = {
         "seed_dir": folders.seed,
@@ -118,7 +124,7 @@ def main() -> None:
             **common,
             pool_dir=folders.pools[field],
             eval_dir=folders.evals[field],
-            output_dir=args.work_dir / "out" / field,
+            output_dir=args.work_dir / "out" / folders.pools[field].parent.name,
         )
         output = simulate(cfg)
         results[field] = output.json

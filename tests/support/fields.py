@@ -6,10 +6,12 @@ to the field pool (what the cameras send, unlabelled) or to the field's held-out
 field degrades its photos its own way (a camera's resolution, optics, white balance, mounting), so
 nothing tuned for one field fits all. A camera sends several frames of one scene: the pool holds 2-4
 slightly jittered frames of each photo, so near-duplicate collapse matters; the eval set holds one.
+With `prior`, a field also has its camera's own label distribution: one label, chosen by a hash of
+the field's name, makes PRIOR_SHARE% of its pool and eval photos, the others share the rest.
 
     root/seed/<label>/*.jpg
     root/<field>/pool/<label>/*.jpg
-    root/<field>/eval/<label>/*.jpg
+    root/<field>/eval/<label>/*.jpg     (root/<field>-prior/... with a label prior)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tests.support.data import write_jpeg
 
 SEED_SHARE, POOL_SHARE = 40, 40  # percent of the photos; the rest is the fields' eval set
 FRAMES = (2, 4)  # frames per scene in a pool, inclusive
+PRIOR_SHARE = 0.4  # a skewed field's most common label: its share of the field's photos
 
 
 def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -109,6 +112,20 @@ def _number(*parts: str) -> int:
     return int(hashlib.sha1("/".join(parts).encode()).hexdigest()[:12], 16)
 
 
+def label_prior(field: str, counts: dict[str, int]) -> dict[str, float]:
+    """Per label, the share of its photos a skewed field keeps: one label (by a hash of the field's
+    name, not tuned) all of them, the others as few as make it PRIOR_SHARE of what is kept."""
+    labels = sorted(counts)
+    top = labels[_number("prior", field) % len(labels)]
+    target = {label: PRIOR_SHARE if label == top else (1 - PRIOR_SHARE) / (len(labels) - 1) for label in labels}
+    ratio = {label: target[label] / counts[label] for label in labels}
+    return {label: ratio[label] / ratio[top] for label in labels}
+
+
+def _kept(field: str, photo: str, share: float) -> bool:
+    return _number("kept", field, photo) % 10_000 < share * 10_000
+
+
 @dataclass(frozen=True)
 class FieldFolders:
     seed: Path
@@ -125,22 +142,26 @@ def _photos(flowers: Path) -> list[tuple[str, Path]]:
     ]
 
 
-def write_fields(flowers: Path, root: Path, fields: list[str], seed: int = 0) -> FieldFolders:
-    """Write the seed and each field's pool and eval set under `root`; kept, so a rerun writes nothing."""
-    folders = FieldFolders(
-        root / "seed", {f: root / f / "pool" for f in fields}, {f: root / f / "eval" for f in fields}
-    )
-    done = root / f".done-{seed}-{'-'.join(fields)}"
+def write_fields(flowers: Path, root: Path, fields: list[str], seed: int = 0, prior: bool = False) -> FieldFolders:
+    """Write the seed and each field's pool and eval set under `root`; kept, so a rerun writes nothing.
+    With `prior`, each field keeps its label prior's share of the photos (the same frames, fewer)."""
+    dirs = {f: root / (f"{f}-prior" if prior else f) for f in fields}
+    folders = FieldFolders(root / "seed", {f: dirs[f] / "pool" for f in fields}, {f: dirs[f] / "eval" for f in fields})
+    done = root / f".done-{seed}-{'-'.join(dirs[f].name for f in fields)}"
     if done.exists():
         return folders
-    for label, photo in _photos(flowers):
+    photos = _photos(flowers)
+    counts = {label: sum(1 for other, _ in photos if other == label) for label, _ in photos}
+    keep = {f: label_prior(f, counts) if prior else dict.fromkeys(counts, 1.0) for f in fields}
+    for label, photo in photos:
         part = part_of(photo.name)
         if part == "seed":
             (folders.seed / label).mkdir(parents=True, exist_ok=True)
             (folders.seed / label / photo.name).write_bytes(photo.read_bytes())
             continue
-        rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
-        for field in fields:
+        kept = [f for f in fields if _kept(f, photo.name, keep[f][label])]
+        rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB) if kept else None
+        for field in kept:
             folder = (folders.pools if part == "pool" else folders.evals)[field] / label
             folder.mkdir(parents=True, exist_ok=True)
             frames = np.random.default_rng(_number(str(seed), "frames", photo.name)).integers(FRAMES[0], FRAMES[1] + 1)
