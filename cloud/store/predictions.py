@@ -31,7 +31,7 @@ _INFER_MS: Final = 8
 _TOTAL_MS: Final = 9
 _RECEIVED: Final = 11
 _device = itemgetter(_DEVICE)
-_key = itemgetter(_DEVICE, 1)  # (device_id, seq): what a device's predictions are stored once by
+_key = itemgetter(_DEVICE, 1)  # (device_id, seq): a device's predictions in the order it made them
 assert [_COLUMNS[i] for i in (_CAMERA, _MODEL_NAME, _SCORE, _INFER_MS, _TOTAL_MS, _RECEIVED)] == [
     "camera", "model_name", "score", "infer_ms", "total_ms", "received"
 ]  # fmt: skip
@@ -86,9 +86,10 @@ def _prepared(rows: list[Row], stored: list[Row]) -> Prepared:
 
 
 def insert(cur: Cursor, rows: Sequence[Row] | Prepared, received: float) -> Sequence[Row]:
-    """Store each row once per (device_id, seq); in the same transaction, add the rows stored (not the
-    duplicates) to their devices' and cameras' counters and to the rollups, and mark each device seen at
-    `received` with the model of its newest prediction. Returns the rows stored (the rest were there already)."""
+    """Store each row once per (device_id, seq, ts) (a device resends a prediction with its capture time); in
+    the same transaction, add the rows stored (not the duplicates) to their devices' and cameras' counters and
+    to the rollups, and mark each device seen at `received` with the model of its newest prediction. Returns
+    the rows stored (the rest were there already)."""
     prepared = rows if isinstance(rows, Prepared) else prepare(rows)
     stored = cur.insert_new("predictions", _COLUMNS, prepared.rows)
     if stored is not prepared.rows:

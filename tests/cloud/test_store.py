@@ -108,3 +108,17 @@ def test_instances_starting_together_migrate_once(db_url) -> None:
     finally:
         for db in opened:
             db.close()
+
+
+def test_sqlite_keeps_a_prediction_once_in_the_index_the_windows_read(tmp_path) -> None:
+    """One B-tree for both (migration 6): the unique (device_id, ts, seq) index is the key and the windows'
+    (device_id, ts) index; no primary key beside it."""
+    db = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        indexes = {name: unique for _, name, unique, *_ in db.query("PRAGMA index_list(predictions)")}
+        assert indexes == {"predictions_by_time": 1, "predictions_by_capture": 0}
+        window = "SELECT COUNT(*) FROM predictions WHERE device_id = ? AND ts >= ?"
+        plan = " ".join(str(step[-1]) for step in db.query(f"EXPLAIN QUERY PLAN {window}", ("cam-1", 0.0)))
+        assert "predictions_by_time" in plan
+    finally:
+        db.close()
