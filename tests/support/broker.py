@@ -17,13 +17,17 @@ from tests.support.waiting import wait_for
 
 
 class Mosquitto:
-    """A broker with the tests' own configuration or, given `config` and the `port` it listens on, with that."""
+    """A broker with the tests' own configuration or, given `config` and the `port` it listens on, with that;
+    `also`: the config's other listeners' ports, which start() waits for too (Mosquitto opens them one by one)."""
 
-    def __init__(self, workdir: Path, config: str | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, config: str | None = None, port: int | None = None, also: tuple[int, ...] = ()
+    ) -> None:
         if not shutil.which("mosquitto"):
             raise RuntimeError("mosquitto is not installed (make test installs it)")
         self.dir = workdir
         self.port = port or free_port()
+        self._ports = (self.port, *also)
         self.url = f"mqtt://127.0.0.1:{self.port}"
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
@@ -37,12 +41,9 @@ class Mosquitto:
 
     def start(self) -> Mosquitto:
         self._proc = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stderr=subprocess.PIPE)
-        wait_for(self._accepting, 10, f"mosquitto on port {self.port}")
+        for port in self._ports:
+            wait_for(lambda port=port: _accepting(port), 10, f"mosquitto on port {port}")
         return self
-
-    def _accepting(self) -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
@@ -80,3 +81,8 @@ class Recorder:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def _accepting(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0

@@ -46,7 +46,8 @@ def start(
     """Start deploy/mosquitto/NAME; returns the broker and the free port each of the file's listeners got."""
     ports = {port: free_port() for port in listeners}
     config = localize(name, workdir, ports, added)
-    return Mosquitto(workdir, config, port=ports[listeners[0]]).start(), ports
+    first, *others = (ports[port] for port in listeners)
+    return Mosquitto(workdir, config, port=first, also=tuple(others)).start(), ports
 
 
 def write_passwords(path: Path, passwords: dict[str, str]) -> None:
