@@ -185,9 +185,13 @@ def test_the_dashboard_labels_with_its_token_under_its_content_security_policy(s
     assert "token" not in page.url, "the page drops the token from its address"
     chosen = page.get_attribute("#focus-picture", "data-sample")
     page.click("#choices button[data-label='green']")
-    wait_for(lambda: (data / "datasets/colours/green" / f"{chosen}.jpg").is_file(), 10, "the labelled image")
-    labelled = json.loads(call(port, "/api/samples?status=labelled", headers=AUTH)[2])
-    assert [(s["id"], s["label"]) for s in labelled] == [(chosen, "green")]
+
+    def labelled() -> list:  # the image is placed inside the transaction: the row is the last to land
+        return json.loads(call(port, "/api/samples?status=labelled", headers=AUTH)[2])
+
+    wait_for(lambda: labelled() != [], 10, "the labelled sample")
+    assert [(s["id"], s["label"]) for s in labelled()] == [(chosen, "green")]
+    assert (data / "datasets/colours/green" / f"{chosen}.jpg").is_file()
     assert chosen in samples
     page.wait_for_selector("#versions tr[data-version='v2']")  # every section drawn
     assert page.is_hidden("#sign-in")
