@@ -9,6 +9,7 @@ import logging
 
 import uvicorn
 
+from cloud.aggregator.garbage import tune_for_ingest
 from cloud.api.auth import check_exposure
 from cloud.options import ServeConfig
 from cloud.service import Service, api_access
@@ -28,6 +29,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = from_args(ServeConfig, args)
     check_exposure(cfg.http_host, api_access(cfg).token, cfg.insecure_open_api)
     service = Service(cfg)
+    tune_for_ingest()
     try:
         service.start()
         log.info("serving http://%s:%d/", cfg.http_host, cfg.http_port)

@@ -54,6 +54,7 @@ class Publisher:
         self._stop = threading.Event()
         self._flushing = threading.Event()  # partial batches leave without waiting for their delay
         self._acked_mids: list[int] = []  # appended by paho's thread, drained by ours
+        self._acked = threading.Event()  # set with each append: a full window waits for it, not for a timeout
         self._handed: dict[int, list[int]] = {}  # paho mid -> outbox ids; only the publisher thread touches it
         self._in_flight = 0  # outbox rows in self._handed
         self._last_handed = 0
@@ -166,6 +167,7 @@ class Publisher:
         with self._ack_lock:
             # An MQTT v5 PUBACK can refuse (not authorised, quota exceeded): that message is not delivered.
             (self._refused if reason_code.is_failure else self._acked_mids).append(mid)
+            self._acked.set()
 
     def _store(self, block_s: float) -> None:
         """Move queued messages into the outbox, in one transaction."""
@@ -194,6 +196,7 @@ class Publisher:
         with self._ack_lock:
             mids, self._acked_mids = self._acked_mids, []
             refused, self._refused = self._refused, []
+            self._acked.clear()
         # Every mid handed over earlier is registered by now; others are status, sample or telemetry mids.
         acked = [i for mid in mids if mid in self._handed for i in self._handed.pop(mid)]
         refused_ids = [i for mid in refused if mid in self._handed for i in self._handed.pop(mid)]
@@ -228,6 +231,8 @@ class Publisher:
             try:
                 self._store(0.0 if draining else 0.02)
                 draining = self._hand_over()
+                if not draining and self._in_flight >= WINDOW:  # a backlog: on as soon as the broker acknowledges
+                    draining = self._acked.wait(0.02)
             except Exception:  # a full or broken disk: log, count, back off, carry on
                 self.counts["outbox_errors"] += 1
                 log.exception("publisher loop failed; retrying")

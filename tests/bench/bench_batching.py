@@ -49,21 +49,24 @@ def _backlog(path: Path, n: int) -> Outbox:
 
 def device_drain(broker: Mosquitto, n: int, tmp: Path, per_message: int) -> tuple[float, float]:
     """Seconds until a device's backlog of n predictions has left its outbox (the broker acknowledged
-    every message), and until one aggregator process has committed them all."""
+    every message), and until one aggregator process, already running as when a device comes back after an
+    outage, has committed them all."""
     db_url = f"sqlite:///{tmp / f'device-{per_message}.db'}"
     db = connect(db_url)
     ctx = multiprocessing.get_context("spawn")
-    ready, go, stop = ctx.Event(), ctx.Event(), ctx.Event()
+    ready, go, stop, running = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
     client_id = f"bench-device-{per_message}"
-    proc = ctx.Process(target=_instance, args=(broker.url, db_url, str(tmp / "data"), client_id, ready, go, stop))
+    args = (broker.url, db_url, str(tmp / "data"), client_id, ready, go, stop, running)
+    proc = ctx.Process(target=_instance, args=args)
     proc.start()
     ready.wait(60)
+    go.set()
+    running.wait(60)
     outbox = _backlog(tmp / f"outbox-{per_message}.sqlite", n)
     publisher = Publisher(
         url.parse(broker.url), DEVICE, protocol.Topics(), outbox, lambda state: protocol.Status(state=state, ts=0),
         packer=Packer(DEVICE, per_message, max_delay_s=0.2),
     )  # fmt: skip
-    go.set()
     start = time.perf_counter()
     publisher.start()
     while len(outbox):

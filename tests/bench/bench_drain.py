@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from cloud.aggregator.garbage import tune_for_ingest  # noqa: E402
 from cloud.aggregator.ingest import RECEIVE_MAXIMUM, Ingest  # noqa: E402
 from cloud.store import connect  # noqa: E402
 from common import protocol  # noqa: E402
@@ -87,9 +88,11 @@ def bare_drain(broker: Mosquitto, n: int) -> float:
     return n / elapsed
 
 
-def _instance(broker_url: str, db_url: str, data_dir: str, client_id: str, ready, go, stop) -> None:
-    """One aggregator process: subscribe once (the session then holds the backlog), then drain."""
+def _instance(broker_url: str, db_url: str, data_dir: str, client_id: str, ready, go, stop, running=None) -> None:
+    """One aggregator process: subscribe once (the session then holds the backlog), then drain; `running`,
+    if given, is set once it is connected again."""
     logging.basicConfig(level=logging.WARNING)
+    tune_for_ingest()  # as `cloud serve` does
     address = url.parse(broker_url)
     db = connect(db_url)
     ingest = Ingest(db, Path(data_dir), address, protocol.Topics(), client_id=client_id, group=GROUP)
@@ -100,6 +103,10 @@ def _instance(broker_url: str, db_url: str, data_dir: str, client_id: str, ready
     go.wait()
     ingest = Ingest(db, Path(data_dir), address, protocol.Topics(), client_id=client_id, group=GROUP)
     ingest.start()
+    while running is not None and not ingest.connected:
+        time.sleep(0.01)
+    if running is not None:
+        running.set()
     stop.wait()
     ingest.stop()
 
