@@ -120,10 +120,11 @@ class Retention:
             if raw is not None:
                 self.metrics.add(prediction_partitions_dropped=len(partitions.drop_before(self.db, raw)))
         expired = 0
-        if raw is not None and not partitioned:
-            expired = self._batches(partial(prediction_store.delete_before, before=raw, limit=self.prediction_batch))
         minutes = None if policy.rollup_days is None else now - policy.rollup_days * DAY_S - GRACE_S
         for device_id in device_store.ids(self.db) if raw is not None or minutes is not None else []:
+            if raw is not None and not partitioned:
+                expired += self._batches(partial(prediction_store.delete_before, device_id=device_id, before=raw,
+                                                 limit=self.prediction_batch))  # fmt: skip
             for width, before in ((rollups.TEN, raw), (rollups.MINUTE, minutes)):
                 if before is not None:
                     self._batches(partial(rollups.delete_before, device_id=device_id, width=width,

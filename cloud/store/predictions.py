@@ -36,8 +36,11 @@ assert [_COLUMNS[i] for i in (_CAMERA, _MODEL_NAME, _SCORE, _INFER_MS, _TOTAL_MS
     "camera", "model_name", "score", "infer_ms", "total_ms", "received"
 ]  # fmt: skip
 
-# One batch of the oldest rows, through the index on ts (SQLite: PostgreSQL drops whole days).
-_DELETE_BEFORE = "DELETE FROM predictions WHERE rowid IN (SELECT rowid FROM predictions WHERE ts < ? LIMIT ?)"
+# One batch of a device's oldest rows, through its key (SQLite: PostgreSQL drops whole days). An index on ts
+# alone would serve the whole fleet in one statement, but every insert would pay for it: 14 % of the writer.
+_DELETE_BEFORE = (
+    "DELETE FROM predictions WHERE rowid IN (SELECT rowid FROM predictions WHERE device_id = ? AND ts < ? LIMIT ?)"
+)
 
 
 def prediction_row(device_id: str, p: dict[str, Any], received: float) -> Row:
@@ -105,10 +108,10 @@ def _by_camera(stored: Sequence[Row]) -> Counter[tuple[str, str]]:
     return Counter((row[_DEVICE], row[_CAMERA]) for row in stored if row[_CAMERA] is not None)
 
 
-def delete_before(cur: Cursor, before: float, limit: int) -> int:
-    """Delete up to `limit` of the rows captured before `before`, the oldest first (SQLite); returns how
-    many went. Counters and rollups keep them: nothing there is derived from the raw rows again."""
-    return cur.execute(_DELETE_BEFORE, (before, limit))
+def delete_before(cur: Cursor, device_id: str, before: float, limit: int) -> int:
+    """Delete up to `limit` of the device's rows captured before `before`, the oldest first (SQLite); returns
+    how many went. Counters and rollups keep them: nothing there is derived from the raw rows again."""
+    return cur.execute(_DELETE_BEFORE, (device_id, before, limit))
 
 
 def _seen(rows: Sequence[Row], stored: Sequence[Row]) -> list[devices.Seen]:

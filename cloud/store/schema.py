@@ -273,7 +273,6 @@ MIGRATIONS: list[Migration] = [
             "DROP TABLE predictions",
             "ALTER TABLE predictions_keyed_by_time RENAME TO predictions",
             "CREATE UNIQUE INDEX predictions_by_time ON predictions (device_id, ts, seq)",
-            "CREATE INDEX predictions_by_capture ON predictions (ts)",
         ],
         "postgresql": [],
     },

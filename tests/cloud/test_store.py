@@ -111,14 +111,17 @@ def test_instances_starting_together_migrate_once(db_url) -> None:
 
 
 def test_sqlite_keeps_a_prediction_once_in_the_index_the_windows_read(tmp_path) -> None:
-    """One B-tree for both (migration 6): the unique (device_id, ts, seq) index is the key and the windows'
-    (device_id, ts) index; no primary key beside it."""
+    """One B-tree for all three (migration 6): the unique (device_id, ts, seq) index is the key, the windows'
+    (device_id, ts) index and the one retention deletes a device's oldest rows through; no primary key or
+    time index beside it."""
     db = connect(f"sqlite:///{tmp_path / 'store.db'}")
     try:
         indexes = {name: unique for _, name, unique, *_ in db.query("PRAGMA index_list(predictions)")}
-        assert indexes == {"predictions_by_time": 1, "predictions_by_capture": 0}
+        assert indexes == {"predictions_by_time": 1}
         window = "SELECT COUNT(*) FROM predictions WHERE device_id = ? AND ts >= ?"
-        plan = " ".join(str(step[-1]) for step in db.query(f"EXPLAIN QUERY PLAN {window}", ("cam-1", 0.0)))
-        assert "predictions_by_time" in plan
+        oldest = "SELECT rowid FROM predictions WHERE device_id = ? AND ts < ? LIMIT 1000"
+        for read in (window, oldest):
+            plan = " ".join(str(step[-1]) for step in db.query(f"EXPLAIN QUERY PLAN {read}", ("cam-1", 0.0)))
+            assert "USING COVERING INDEX predictions_by_time (device_id=? AND ts" in plan, plan
     finally:
         db.close()
